@@ -1,0 +1,499 @@
+//! Batches: a zlib stream (RFC 1950) of a UTF-8 JSON array of DynamoDB-JSON items.
+//!
+//! Items travel as validated raw JSON byte ranges ([`RawItem`]): the encoder copies them into
+//! the compressor, the decoder inflates into a reused buffer and hands out slices of it. The
+//! bytes are touched by the validating scanner and by zlib, and little else.
+
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use serde::de::DeserializeSeed;
+
+use crate::parse::{self, Build, Checked, ItemError, ItemSeed};
+use crate::{Item, Value};
+
+/// One item as validated DynamoDB JSON: an object of attribute values that DynamoDB accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawItem<'a>(&'a [u8]);
+
+/// Why bytes are not a valid item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RawItemError {
+    #[error("bad JSON at offset {offset}: {message}")]
+    Json { offset: usize, message: String },
+    #[error("{0}")]
+    Item(ItemError),
+}
+
+impl<'a> RawItem<'a> {
+    /// Validates one item: a JSON object (surrounding white space allowed) whose every
+    /// attribute value DynamoDB would accept.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, RawItemError> {
+        let end = scan_item(bytes, 0)?;
+        let rest = &bytes[end..];
+        if let Some(i) = rest.iter().position(|b| !b.is_ascii_whitespace()) {
+            return Err(RawItemError::Json {
+                offset: end + i,
+                message: "trailing characters after the item".into(),
+            });
+        }
+        let start = bytes
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
+        Ok(RawItem(&bytes[start..end]))
+    }
+
+    /// The item's JSON bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Builds the typed item.
+    pub fn to_item(&self) -> Item {
+        self.build::<Value>()
+    }
+
+    /// Reads this (already validated) item into any [`Build`] target.
+    pub fn build<B: Build<'a>>(&self) -> B::Map {
+        let mut de = serde_json::Deserializer::from_slice(self.0);
+        match ItemSeed::<B>(PhantomData).deserialize(&mut de) {
+            Ok(map) => map,
+            // A RawItem exists only after its bytes passed the same visitors.
+            Err(e) => unreachable!("a validated item failed to parse: {e}"),
+        }
+    }
+}
+
+/// Validates the item starting at `start` (after optional white space) and returns the
+/// offset just past it.
+fn scan_item(bytes: &[u8], start: usize) -> Result<usize, RawItemError> {
+    parse::clear_last();
+    let mut stream = serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<Validated>();
+    match stream.next() {
+        Some(Ok(Validated)) => Ok(start + stream.byte_offset()),
+        Some(Err(e)) => Err(match parse::take_last() {
+            Some(item) => RawItemError::Item(item),
+            None => RawItemError::Json {
+                offset: start + offset_of(&bytes[start..], e.line(), e.column()),
+                message: strip_position(&e.to_string()),
+            },
+        }),
+        None => Err(RawItemError::Json {
+            offset: bytes.len(),
+            message: "expected an item, found the end of the input".into(),
+        }),
+    }
+}
+
+/// An item that passed validation; carries nothing.
+struct Validated;
+
+impl<'de> serde::Deserialize<'de> for Validated {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ItemSeed::<Checked>(PhantomData).deserialize(d).map(|()| Validated)
+    }
+}
+
+/// Byte offset of a 1-based line and column reported by serde_json.
+fn offset_of(bytes: &[u8], line: usize, column: usize) -> usize {
+    let mut offset = 0;
+    for _ in 1..line {
+        match bytes[offset..].iter().position(|b| *b == b'\n') {
+            Some(i) => offset += i + 1,
+            None => return bytes.len(),
+        }
+    }
+    (offset + column.saturating_sub(1)).min(bytes.len())
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// When a batch closes and how hard it is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderConfig {
+    /// Close the batch once its uncompressed JSON reaches this many bytes.
+    pub target_bytes: usize,
+    /// Close the batch once it holds this many items.
+    pub max_items: usize,
+    /// zlib level, 0 (store) to 9.
+    pub level: u32,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            target_bytes: 8 << 20,
+            max_items: usize::MAX,
+            level: 6,
+        }
+    }
+}
+
+/// A finished batch, ready to upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedBatch {
+    /// The zlib stream.
+    pub body: Vec<u8>,
+    /// Items in the batch.
+    pub items: usize,
+    /// Bytes of uncompressed JSON.
+    pub json_bytes: usize,
+}
+
+/// Staging size: small items are gathered and handed to deflate in blocks, so the per-call
+/// cost of the compressor is paid per 64 KiB, not per item.
+const STAGE: usize = 64 << 10;
+
+/// A streaming batch encoder: items go in one at a time; [`BatchEncoder::is_full`] says when
+/// the batch has reached its target, [`BatchEncoder::finish`] closes it.
+#[derive(Debug)]
+pub struct BatchEncoder {
+    config: EncoderConfig,
+    deflate: Compress,
+    stage: Vec<u8>,
+    out: Vec<u8>,
+    items: usize,
+    json_bytes: usize,
+}
+
+impl BatchEncoder {
+    pub fn new(config: EncoderConfig) -> Self {
+        let level = Compression::new(config.level.min(9));
+        BatchEncoder {
+            config,
+            deflate: Compress::new(level, true),
+            stage: Vec::with_capacity(STAGE),
+            out: Vec::new(),
+            items: 0,
+            json_bytes: 0,
+        }
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        &self.config
+    }
+
+    /// Items in the open batch.
+    pub fn items(&self) -> usize {
+        self.items
+    }
+
+    /// Uncompressed JSON bytes in the open batch, counting the closing `]`.
+    pub fn json_bytes(&self) -> usize {
+        self.json_bytes + 1
+    }
+
+    /// Whether the open batch has reached its size or item target.
+    pub fn is_full(&self) -> bool {
+        self.items > 0
+            && (self.json_bytes + 1 >= self.config.target_bytes
+                || self.items >= self.config.max_items)
+    }
+
+    /// Adds one item to the open batch.
+    pub fn push(&mut self, item: RawItem<'_>) {
+        self.stage
+            .push(if self.items == 0 { b'[' } else { b',' });
+        self.json_bytes += 1 + item.0.len();
+        self.items += 1;
+        if self.stage.len() + item.0.len() <= STAGE {
+            self.stage.extend_from_slice(item.0);
+            if self.stage.len() >= STAGE / 2 {
+                self.flush_stage();
+            }
+        } else {
+            self.flush_stage();
+            self.compress(item.0, FlushCompress::None);
+        }
+    }
+
+    /// Adds a typed item.
+    pub fn push_item(&mut self, item: &Item) {
+        let mut json = Vec::new();
+        crate::write_item(item, &mut json);
+        self.push(RawItem(&json));
+    }
+
+    /// Closes the open batch and returns it; the encoder is ready for the next one. A batch
+    /// with no items is `[]`.
+    pub fn finish(&mut self) -> EncodedBatch {
+        if self.items == 0 {
+            self.stage.push(b'[');
+        }
+        self.stage.push(b']');
+        let stage = std::mem::take(&mut self.stage);
+        self.compress(&stage, FlushCompress::Finish);
+        self.stage = stage;
+        self.stage.clear();
+        self.deflate.reset();
+        let batch = EncodedBatch {
+            body: std::mem::take(&mut self.out),
+            items: self.items,
+            json_bytes: if self.items == 0 {
+                2
+            } else {
+                self.json_bytes + 1
+            },
+        };
+        self.items = 0;
+        self.json_bytes = 0;
+        batch
+    }
+
+    fn flush_stage(&mut self) {
+        let stage = std::mem::take(&mut self.stage);
+        self.compress(&stage, FlushCompress::None);
+        self.stage = stage;
+        self.stage.clear();
+    }
+
+    fn compress(&mut self, mut input: &[u8], flush: FlushCompress) {
+        loop {
+            if self.out.capacity() - self.out.len() < 32 << 10 {
+                self.out.reserve((input.len() / 2).max(64 << 10));
+            }
+            let before_in = self.deflate.total_in();
+            let status = self.deflate.compress_vec(input, &mut self.out, flush);
+            let consumed = (self.deflate.total_in() - before_in) as usize;
+            input = &input[consumed..];
+            match status {
+                Ok(Status::StreamEnd) => return,
+                Ok(Status::Ok | Status::BufError) => {
+                    let room = self.out.capacity() > self.out.len();
+                    if input.is_empty() && !matches!(flush, FlushCompress::Finish) && room {
+                        return;
+                    }
+                }
+                // Compressing into a Vec with room cannot fail; a failure here is a bug in
+                // the backend, not bad input.
+                Err(e) => unreachable!("deflate failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Encodes a whole batch of typed items (tests, the CLI).
+pub fn encode_items(items: &[Item], level: u32) -> Vec<u8> {
+    let mut encoder = BatchEncoder::new(EncoderConfig {
+        level,
+        ..EncoderConfig::default()
+    });
+    for item in items {
+        encoder.push_item(item);
+    }
+    encoder.finish().body
+}
+
+/// Why a batch could not be decoded. Every variant is permanent for that object: the same
+/// bytes decode the same way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the zlib stream is truncated")]
+    Truncated,
+    #[error("bad zlib data: {0}")]
+    Zlib(String),
+    #[error("{0} bytes follow the end of the zlib stream")]
+    TrailingData(usize),
+    #[error("the batch inflates to more than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("bad JSON at offset {offset}: {message}")]
+    Json { offset: usize, message: String },
+    #[error("item {index} (at offset {offset}): {error}")]
+    Item {
+        index: usize,
+        offset: usize,
+        error: ItemError,
+    },
+}
+
+/// Decodes batches, reusing its buffers from one batch to the next.
+#[derive(Debug)]
+pub struct BatchDecoder {
+    max_inflated: usize,
+    json: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+}
+
+/// Default cap on a batch's inflated size: well above the largest batch target.
+pub const DEFAULT_MAX_INFLATED: usize = 256 << 20;
+
+impl Default for BatchDecoder {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_INFLATED)
+    }
+}
+
+impl BatchDecoder {
+    /// A decoder that refuses batches inflating to more than `max_inflated` bytes.
+    pub fn new(max_inflated: usize) -> Self {
+        BatchDecoder {
+            max_inflated,
+            json: Vec::new(),
+            ranges: Vec::new(),
+        }
+    }
+
+    /// Inflates and validates one batch; the items borrow from the decoder's buffer.
+    pub fn decode(&mut self, body: &[u8]) -> Result<DecodedBatch<'_>, DecodeError> {
+        inflate_capped(body, self.max_inflated, &mut self.json)?;
+        self.ranges.clear();
+        split_array(&self.json, &mut self.ranges)?;
+        Ok(DecodedBatch {
+            json: &self.json,
+            ranges: &self.ranges,
+        })
+    }
+}
+
+/// The items of one decoded batch.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodedBatch<'a> {
+    json: &'a [u8],
+    ranges: &'a [Range<usize>],
+}
+
+impl<'a> DecodedBatch<'a> {
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Uncompressed JSON bytes of the batch.
+    pub fn json_bytes(&self) -> usize {
+        self.json.len()
+    }
+
+    pub fn get(&self, index: usize) -> Option<RawItem<'a>> {
+        self.ranges
+            .get(index)
+            .map(|r| RawItem(&self.json[r.clone()]))
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = RawItem<'a>> + 'a {
+        let json = self.json;
+        self.ranges.iter().map(move |r| RawItem(&json[r.clone()]))
+    }
+
+    /// The typed items.
+    pub fn to_items(&self) -> Vec<Item> {
+        self.iter().map(|i| i.to_item()).collect()
+    }
+}
+
+/// Decodes a whole batch into typed items (tests, the CLI).
+pub fn decode_items(body: &[u8], max_inflated: usize) -> Result<Vec<Item>, DecodeError> {
+    let mut decoder = BatchDecoder::new(max_inflated);
+    Ok(decoder.decode(body)?.to_items())
+}
+
+/// Inflates a zlib stream into `out` (cleared first), refusing to write more than `limit`
+/// bytes and anything after the end of the stream.
+pub fn inflate_capped(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    out.clear();
+    let mut inflate = Decompress::new(true);
+    // A first guess from typical JSON ratios; grown by doubling, never past the cap.
+    let first = body.len().saturating_mul(8).max(4 << 10).min(limit.saturating_add(1));
+    if out.capacity() < first {
+        out.reserve(first);
+    }
+    let mut input = body;
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() > limit {
+                return Err(DecodeError::TooLarge { limit });
+            }
+            // One byte past the cap is enough to tell "exactly at the cap" from "over".
+            let want = out.capacity().saturating_mul(2).min(limit.saturating_add(1)) - out.len();
+            if want == 0 {
+                return Err(DecodeError::TooLarge { limit });
+            }
+            out.reserve_exact(want);
+        }
+        let before_in = inflate.total_in();
+        let before_out = out.len();
+        let status = inflate
+            .decompress_vec(input, out, FlushDecompress::None)
+            .map_err(|e| DecodeError::Zlib(e.to_string()))?;
+        input = &input[(inflate.total_in() - before_in) as usize..];
+        if out.len() > limit {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        match status {
+            Status::StreamEnd => {
+                return if input.is_empty() {
+                    Ok(())
+                } else {
+                    Err(DecodeError::TrailingData(input.len()))
+                };
+            }
+            Status::Ok | Status::BufError => {
+                // No progress with room to write: the input ended before the stream did.
+                let progressed = out.len() > before_out || inflate.total_in() > before_in;
+                if !progressed && out.len() < out.capacity() {
+                    return Err(DecodeError::Truncated);
+                }
+            }
+        }
+    }
+}
+
+fn skip_ws(json: &[u8], mut i: usize) -> usize {
+    while i < json.len() && matches!(json[i], b' ' | b'\n' | b'\r' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// Splits a JSON array of items into validated item ranges.
+fn split_array(json: &[u8], ranges: &mut Vec<Range<usize>>) -> Result<(), DecodeError> {
+    let syntax = |offset: usize, message: &str| DecodeError::Json {
+        offset,
+        message: message.to_owned(),
+    };
+    let mut i = skip_ws(json, 0);
+    if json.get(i) != Some(&b'[') {
+        return Err(syntax(i, "a batch must be a JSON array of items"));
+    }
+    i = skip_ws(json, i + 1);
+    if json.get(i) == Some(&b']') {
+        i += 1;
+    } else {
+        loop {
+            let start = skip_ws(json, i);
+            let end = scan_item(json, start).map_err(|e| match e {
+                RawItemError::Json { offset, message } => DecodeError::Json { offset, message },
+                RawItemError::Item(error) => DecodeError::Item {
+                    index: ranges.len(),
+                    offset: start,
+                    error,
+                },
+            })?;
+            ranges.push(start..end);
+            i = skip_ws(json, end);
+            match json.get(i) {
+                Some(b',') => i += 1,
+                Some(b']') => {
+                    i += 1;
+                    break;
+                }
+                Some(_) => return Err(syntax(i, "expected `,` or `]` after an item")),
+                None => return Err(syntax(i, "the array is not closed")),
+            }
+        }
+    }
+    let end = skip_ws(json, i);
+    if end != json.len() {
+        return Err(syntax(end, "trailing characters after the array"));
+    }
+    Ok(())
+}

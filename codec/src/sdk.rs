@@ -1,0 +1,182 @@
+//! Conversions between the codec's items and the AWS SDK's `AttributeValue`.
+//!
+//! Backup writes SDK items straight to JSON ([`write_sdk_item`]) and restore reads raw items
+//! straight into SDK maps ([`crate::RawItem::to_sdk`]), with no typed item in between.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::Blob;
+use serde::ser::{Error as _, SerializeMap};
+use serde::{Serialize, Serializer};
+
+use crate::item::{Base64, Base64Seq, tagged};
+use crate::parse::Build;
+use crate::{Item, RawItem, Value};
+
+/// An SDK item.
+pub type SdkItem = HashMap<String, AttributeValue>;
+
+impl<'de> Build<'de> for AttributeValue {
+    type Str = String;
+    type Bin = Blob;
+    type Map = HashMap<String, AttributeValue>;
+    fn string(s: Cow<'de, str>) -> String {
+        s.into_owned()
+    }
+    fn binary(b: &[u8]) -> Blob {
+        Blob::new(b)
+    }
+    fn insert(map: &mut Self::Map, key: Cow<'de, str>, value: Self) {
+        map.insert(key.into_owned(), value);
+    }
+    fn s(v: String) -> Self {
+        AttributeValue::S(v)
+    }
+    fn n(v: String) -> Self {
+        AttributeValue::N(v)
+    }
+    fn b(v: Blob) -> Self {
+        AttributeValue::B(v)
+    }
+    fn ss(v: Vec<String>) -> Self {
+        AttributeValue::Ss(v)
+    }
+    fn ns(v: Vec<String>) -> Self {
+        AttributeValue::Ns(v)
+    }
+    fn bs(v: Vec<Blob>) -> Self {
+        AttributeValue::Bs(v)
+    }
+    fn m(v: Self::Map) -> Self {
+        AttributeValue::M(v)
+    }
+    fn l(v: Vec<Self>) -> Self {
+        AttributeValue::L(v)
+    }
+    fn null() -> Self {
+        AttributeValue::Null(true)
+    }
+    fn bool(v: bool) -> Self {
+        AttributeValue::Bool(v)
+    }
+}
+
+impl RawItem<'_> {
+    /// The item as the SDK's map.
+    pub fn to_sdk(&self) -> SdkItem {
+        self.build::<AttributeValue>()
+    }
+}
+
+/// Serializes an SDK value as DynamoDB JSON.
+struct SdkValue<'a>(&'a AttributeValue);
+struct SdkMap<'a>(&'a HashMap<String, AttributeValue>);
+
+impl Serialize for SdkMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, &SdkValue(v))?;
+        }
+        map.end()
+    }
+}
+
+struct SdkList<'a>(&'a [AttributeValue]);
+
+impl Serialize for SdkList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(SdkValue))
+    }
+}
+
+impl Serialize for SdkValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            AttributeValue::S(v) => tagged(s, "S", v),
+            AttributeValue::N(v) => tagged(s, "N", v),
+            AttributeValue::B(v) => tagged(s, "B", &Base64(v.as_ref())),
+            AttributeValue::Ss(v) => tagged(s, "SS", v),
+            AttributeValue::Ns(v) => tagged(s, "NS", v),
+            AttributeValue::Bs(v) => tagged(s, "BS", &Base64Seq(v)),
+            AttributeValue::M(v) => tagged(s, "M", &SdkMap(v)),
+            AttributeValue::L(v) => tagged(s, "L", &SdkList(v)),
+            AttributeValue::Null(_) => tagged(s, "NULL", &true),
+            AttributeValue::Bool(v) => tagged(s, "BOOL", v),
+            other => Err(S::Error::custom(format!(
+                "attribute type unknown to this SDK version: {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Why an SDK item cannot be written as DynamoDB JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write item as DynamoDB JSON: {0}")]
+pub struct SdkWriteError(String);
+
+/// Appends the DynamoDB JSON of an SDK item to `out`. On error `out` is left as it was.
+pub fn write_sdk_item(item: &SdkItem, out: &mut Vec<u8>) -> Result<(), SdkWriteError> {
+    let len = out.len();
+    serde_json::to_writer(&mut *out, &SdkMap(item)).map_err(|e| {
+        out.truncate(len);
+        SdkWriteError(e.to_string())
+    })
+}
+
+/// The typed value as an SDK value.
+pub fn to_sdk_value(v: &Value) -> AttributeValue {
+    match v {
+        Value::S(s) => AttributeValue::S(s.clone()),
+        Value::N(n) => AttributeValue::N(n.clone()),
+        Value::B(b) => AttributeValue::B(Blob::new(b.clone())),
+        Value::Ss(v) => AttributeValue::Ss(v.clone()),
+        Value::Ns(v) => AttributeValue::Ns(v.clone()),
+        Value::Bs(v) => AttributeValue::Bs(v.iter().map(|b| Blob::new(b.clone())).collect()),
+        Value::M(m) => AttributeValue::M(
+            m.iter()
+                .map(|(k, v)| (k.clone(), to_sdk_value(v)))
+                .collect(),
+        ),
+        Value::L(l) => AttributeValue::L(l.iter().map(to_sdk_value).collect()),
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+    }
+}
+
+/// The typed item as an SDK item.
+pub fn to_sdk_item(item: &Item) -> SdkItem {
+    item.iter()
+        .map(|(k, v)| (k.clone(), to_sdk_value(v)))
+        .collect()
+}
+
+/// An SDK value as a typed value; `None` for a type this codec does not know.
+pub fn from_sdk_value(v: &AttributeValue) -> Option<Value> {
+    Some(match v {
+        AttributeValue::S(s) => Value::S(s.clone()),
+        AttributeValue::N(n) => Value::N(n.clone()),
+        AttributeValue::B(b) => Value::B(b.as_ref().to_vec()),
+        AttributeValue::Ss(v) => Value::Ss(v.clone()),
+        AttributeValue::Ns(v) => Value::Ns(v.clone()),
+        AttributeValue::Bs(v) => Value::Bs(v.iter().map(|b| b.as_ref().to_vec()).collect()),
+        AttributeValue::M(m) => Value::M(
+            m.iter()
+                .map(|(k, v)| Some((k.clone(), from_sdk_value(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+        AttributeValue::L(l) => Value::L(l.iter().map(from_sdk_value).collect::<Option<_>>()?),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        _ => return None,
+    })
+}
+
+/// An SDK item as a typed item; `None` if it holds a type this codec does not know.
+pub fn from_sdk_item(item: &SdkItem) -> Option<Item> {
+    item.iter()
+        .map(|(k, v)| Some((k.clone(), from_sdk_value(v)?)))
+        .collect()
+}

@@ -1,0 +1,81 @@
+# Shared names and settings of a Solace deployment. Resources are split by
+# service: kms.tf, sqs.tf, dynamodb.tf, iam.tf, lambda.tf, monitoring.tf.
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+
+  # Short deployment name for the few resources that need one word.
+  deployment = var.name_prefix == "" ? "solace" : trimsuffix(var.name_prefix, "-")
+
+  # Customer managed key for queues, status tables, log groups and function
+  # environments: the operator's, one created here, or none (service keys).
+  create_kms_key = var.kms_cmk_enabled && var.kms_key_arn == ""
+  kms_key_arn    = var.kms_cmk_enabled ? (local.create_kms_key ? aws_kms_key.solace[0].arn : var.kms_key_arn) : null
+
+  # The four functions (CONTRACT.md), their settings and the queue that triggers them.
+  functions = {
+    request = {
+      description          = "Solace: validates backup/restore requests, records the task, fans out one message per segment"
+      memory_mb            = var.request_memory_mb
+      timeout              = var.request_timeout_seconds
+      reserved_concurrency = var.request_reserved_concurrency
+    }
+    backup = {
+      description          = "Solace: scans one DynamoDB segment and writes its batches to S3"
+      memory_mb            = var.backup_memory_mb
+      timeout              = var.backup_timeout_seconds
+      reserved_concurrency = var.backup_reserved_concurrency
+    }
+    restore = {
+      description          = "Solace: reads one segment's batches from S3 and writes their items to DynamoDB"
+      memory_mb            = var.restore_memory_mb
+      timeout              = var.restore_timeout_seconds
+      reserved_concurrency = var.restore_reserved_concurrency
+    }
+    redrive = {
+      description          = "Solace: re-routes dead-lettered backup/restore batches a bounded number of times, then marks the segment failed"
+      memory_mb            = var.redrive_memory_mb
+      timeout              = var.redrive_timeout_seconds
+      reserved_concurrency = var.redrive_reserved_concurrency
+    }
+  }
+
+  function_names  = { for name, _ in local.functions : name => "${var.name_prefix}${name}" }
+  log_group_names = { for name, _ in local.functions : name => "/aws/lambda/${var.name_prefix}${name}" }
+
+  # Data being backed up or restored.
+  data_table_arns = length(var.data_table_arns) > 0 ? var.data_table_arns : [
+    "arn:${local.partition}:dynamodb:*:${local.account_id}:table/*",
+  ]
+  data_bucket_arns        = var.data_bucket_arns
+  data_object_arns        = [for arn in var.data_bucket_arns : "${arn}/*"]
+  data_bucket_account_ids = length(var.data_bucket_account_ids) > 0 ? var.data_bucket_account_ids : distinct(compact([local.account_id, var.expected_bucket_owner]))
+}
+
+# Plan-time warnings for settings that deploy but misbehave.
+check "event_source_concurrency_fits_reservation" {
+  assert {
+    condition = alltrue([
+      var.request_reserved_concurrency < 0 || var.request_maximum_concurrency <= var.request_reserved_concurrency,
+      var.backup_reserved_concurrency < 0 || var.backup_maximum_concurrency <= var.backup_reserved_concurrency,
+      var.restore_reserved_concurrency < 0 || var.restore_maximum_concurrency <= var.restore_reserved_concurrency,
+      var.redrive_reserved_concurrency < 0 || 2 * var.redrive_maximum_concurrency <= var.redrive_reserved_concurrency,
+    ])
+    error_message = "An event source's maximum_concurrency exceeds its function's reserved concurrency (redrive has two event sources): SQS messages will be throttled and may be dead-lettered."
+  }
+}
+
+check "dead_letter_retention_outlasts_source" {
+  assert {
+    condition     = var.dlq_message_retention_seconds > var.queue_message_retention_seconds
+    error_message = "dlq_message_retention_seconds should exceed queue_message_retention_seconds: a dead-lettered message keeps its original enqueue time and would expire early."
+  }
+}
+
+check "deadline_margin_fits_timeouts" {
+  assert {
+    condition     = var.deadline_margin_ms < 1000 * min(var.backup_timeout_seconds, var.restore_timeout_seconds)
+    error_message = "deadline_margin_ms must be shorter than the backup and restore timeouts, or no work fits in an invocation."
+  }
+}

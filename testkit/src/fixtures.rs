@@ -1,0 +1,249 @@
+//! Resources to test against, each with a name of its own so that tests sharing one emulator
+//! (or one `SOLACE_TEST_ENDPOINT`) never see each other's data.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+};
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+/// The partition key of tables made by [`create_table`] (type S).
+pub const PK: &str = "pk";
+/// The sort key of tables made by [`create_table`] with [`TableKeys::PkSk`] (type S).
+pub const SK: &str = "sk";
+
+/// How long [`create_table`] waits for its table to become active.
+const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A name no other test (of this or another process) uses: `<prefix>-<pid>-<n>-<random>`,
+/// lowercase letters, digits and `-` only, at most 63 characters, so it is valid for a
+/// table, a bucket and a queue alike.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut prefix: String = prefix
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '-',
+        })
+        .take(30)
+        .collect();
+    if !prefix.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        prefix.insert(0, 't');
+    }
+    format!(
+        "{prefix}-{}-{}-{:06x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        fastrand::u32(..0x0100_0000)
+    )
+}
+
+/// The key schema of a table made by [`create_table`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKeys {
+    /// Partition key [`PK`] only.
+    Pk,
+    /// Partition key [`PK`] and sort key [`SK`].
+    PkSk,
+}
+
+/// Creates an on-demand table keyed by `keys` (all of type S) and waits until it is active.
+///
+/// # Errors
+///
+/// If DynamoDB refuses it (it exists, a bad name) or it is not active in time.
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    keys: TableKeys,
+) -> anyhow::Result<()> {
+    let key_names: &[(&str, KeyType)] = match keys {
+        TableKeys::Pk => &[(PK, KeyType::Hash)],
+        TableKeys::PkSk => &[(PK, KeyType::Hash), (SK, KeyType::Range)],
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (key, key_type) in key_names {
+        request = request
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(*key)
+                    .key_type(key_type.clone())
+                    .build()?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            );
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| anyhow!("creating table {name}: {}", DisplayErrorContext(e)))?;
+    wait_table_active(client, name, TABLE_ACTIVE_TIMEOUT).await
+}
+
+/// Polls DescribeTable until table `name` is active.
+///
+/// # Errors
+///
+/// If it does not exist or is not active within `timeout`.
+pub async fn wait_table_active(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let described = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| anyhow!("describing table {name}: {}", DisplayErrorContext(e)))?;
+        let status = described.table().and_then(|t| t.table_status());
+        if status == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("table {name} is not active after {timeout:?} (status {status:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates bucket `name` in the client's region (with the location constraint S3 wants
+/// outside us-east-1).
+///
+/// # Errors
+///
+/// If S3 refuses it (it exists, a bad name).
+pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) -> anyhow::Result<()> {
+    let mut request = client.create_bucket().bucket(name);
+    let region = client.config().region().map(|r| r.as_ref());
+    if let Some(region) = region.filter(|r| *r != "us-east-1") {
+        request = request.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| anyhow!("creating bucket {name}: {}", DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+/// Creates standard queue `name` and returns its URL.
+///
+/// # Errors
+///
+/// If SQS refuses it.
+pub async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
+    let created = client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| anyhow!("creating queue {name}: {}", DisplayErrorContext(e)))?;
+    created
+        .queue_url()
+        .map(str::to_owned)
+        .with_context(|| format!("CreateQueue {name} returned no URL"))
+}
+
+/// A work queue and its dead-letter queue, as made by [`create_queue_with_dlq`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueWithDlq {
+    /// The work queue's URL.
+    pub url: String,
+    /// The dead-letter queue's URL.
+    pub dlq_url: String,
+    /// The dead-letter queue's ARN, as the work queue's redrive policy names it.
+    pub dlq_arn: String,
+}
+
+/// Creates queue `name` and a dead-letter queue `<name>-dlq` that receives a message after
+/// `max_receive_count` receives.
+///
+/// # Errors
+///
+/// If SQS refuses either queue.
+pub async fn create_queue_with_dlq(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receive_count: u32,
+) -> anyhow::Result<QueueWithDlq> {
+    let dlq_url = create_queue(client, &format!("{name}-dlq")).await?;
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| anyhow!("reading the ARN of {dlq_url}: {}", DisplayErrorContext(e)))?;
+    let dlq_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .with_context(|| format!("{dlq_url} has no QueueArn"))?;
+    let redrive_policy = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": max_receive_count.to_string(),
+    });
+    let created = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            redrive_policy.to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| anyhow!("creating queue {name}: {}", DisplayErrorContext(e)))?;
+    let url = created
+        .queue_url()
+        .map(str::to_owned)
+        .with_context(|| format!("CreateQueue {name} returned no URL"))?;
+    Ok(QueueWithDlq {
+        url,
+        dlq_url,
+        dlq_arn,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ_and_are_valid_everywhere() {
+        let a = unique_name("Backup_Table.Test");
+        let b = unique_name("Backup_Table.Test");
+        assert_ne!(a, b);
+        for name in [&a, &b, &unique_name(""), &unique_name(&"x".repeat(200))] {
+            assert!((3..=63).contains(&name.len()), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+            assert!(
+                name.starts_with(|c: char| c.is_ascii_alphanumeric()),
+                "{name}"
+            );
+        }
+        assert!(a.starts_with("backup-table-test-"), "{a}");
+    }
+}
