@@ -111,7 +111,7 @@ resource "aws_cloudwatch_metric_alarm" "queue_age" {
 }
 
 resource "aws_cloudwatch_dashboard" "solace" {
-  dashboard_name = "${local.deployment}-solace"
+  dashboard_name = local.deployment
 
   dashboard_body = jsonencode({
     widgets = concat(
