@@ -12,6 +12,7 @@
 //! on the way in and sliced out of the inflated buffer on the way out.
 
 pub mod batch;
+pub mod fuzzing;
 pub mod item;
 pub mod naming;
 pub mod parse;
@@ -24,5 +25,8 @@ pub use batch::{
     RawItemError, decode_items, encode_items, inflate_capped,
 };
 pub use item::{Item, Value, write_item};
-pub use naming::{BatchId, NameError, SegmentId, batch_key, parse_batch_key, segment_prefix};
+pub use naming::{
+    BatchId, NameError, SegmentId, batch_key, manifest_key, parse_batch_key, segment_marker_key,
+    segment_prefix,
+};
 pub use parse::{ItemError, ItemErrorKind};

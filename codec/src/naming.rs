@@ -103,6 +103,20 @@ pub fn batch_key(prefix: &str, segment: SegmentId, batch: BatchId) -> String {
     format!("{}{segment}/{batch}", normalized_prefix(prefix))
 }
 
+/// The folder of Solace's own objects under a prefix. Its name cannot be taken for a
+/// segment folder (`0x…`), so backups stay readable by anything that only knows SPEC §2.
+pub const META_FOLDER: &str = "solace-meta/";
+
+/// Written when a segment's backup is complete: how many batches and items it holds.
+pub fn segment_marker_key(prefix: &str, segment: SegmentId) -> String {
+    format!("{}{META_FOLDER}segments/{segment}.json", normalized_prefix(prefix))
+}
+
+/// The backup's manifest: what request made it (total segments, table, time).
+pub fn manifest_key(prefix: &str) -> String {
+    format!("{}{META_FOLDER}manifest.json", normalized_prefix(prefix))
+}
+
 /// Parses an object key written by [`batch_key`] with the same prefix.
 pub fn parse_batch_key(prefix: &str, key: &str) -> Result<(SegmentId, BatchId), NameError> {
     let prefix = normalized_prefix(prefix);
@@ -140,6 +154,19 @@ mod tests {
         assert_eq!(batch_key("t/ts/", SegmentId(1), BatchId(26)), "t/ts/0x1/0x1a");
         assert_eq!(batch_key("t/ts", SegmentId(1), BatchId(26)), "t/ts/0x1/0x1a");
         assert_eq!(segment_prefix("p", SegmentId(10)), "p/0xa/");
+    }
+
+    #[test]
+    fn solace_objects_cannot_be_taken_for_batches() {
+        for prefix in ["", "p/"] {
+            for key in [
+                segment_marker_key(prefix, SegmentId(3)),
+                manifest_key(prefix),
+            ] {
+                assert!(parse_batch_key(prefix, &key).is_err(), "{key}");
+            }
+        }
+        assert_eq!(segment_marker_key("p", SegmentId(26)), "p/solace-meta/segments/0x1a.json");
     }
 
     #[test]

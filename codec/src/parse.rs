@@ -260,6 +260,13 @@ impl<'de> Build<'de> for Value {
     }
 }
 
+impl<'de> de::Deserialize<'de> for Value {
+    /// Reads one DynamoDB-JSON attribute value with DynamoDB's rules.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AttrSeed::<Value>(PhantomData).deserialize(d)
+    }
+}
+
 /// A string that borrows from the input when it has no escapes.
 struct CowStr<'de>(Cow<'de, str>);
 

@@ -1,0 +1,216 @@
+//! The AWS adapters: [`DynamoTable`] and [`S3Objects`], each built for its own region.
+//!
+//! The SDK's own retries are turned off for these clients: the pipeline's [`crate::retry`]
+//! is the one retry policy (backoff with jitter, a budget, deadline-aware), so a throttle is
+//! not retried three times by the SDK inside each of our attempts.
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::retry::RetryConfig;
+use bytes::Bytes;
+use solace_codec::sdk::SdkItem;
+
+use crate::store::{ErrorKind, Objects, ScanPage, StoreError, Table, WriteResult};
+
+/// A DynamoDB client for `region`, from the standard settings in `config`.
+pub fn dynamodb_client(config: &SdkConfig, region: &str) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(config)
+        .region(aws_config::Region::new(region.to_owned()))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+/// An S3 client for `region`. Path-style addressing is used when an endpoint override is
+/// configured (an emulator such as moto or LocalStack), virtual-host style on AWS.
+pub fn s3_client(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .region(aws_config::Region::new(region.to_owned()))
+        .retry_config(RetryConfig::disabled())
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Classifies an SDK error for the retry policy.
+pub fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let kind = match &err {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            match se.err().code() {
+                Some(
+                    "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "Throttling"
+                    | "RequestLimitExceeded"
+                    | "SlowDown"
+                    | "TooManyRequestsException"
+                    | "TransactionInProgressException",
+                ) => ErrorKind::Throttled,
+                Some("InternalServerError" | "InternalError" | "ServiceUnavailable" | "RequestTimeout") => {
+                    ErrorKind::Transient
+                }
+                _ if status == 429 || status == 503 => ErrorKind::Throttled,
+                _ if status >= 500 => ErrorKind::Transient,
+                _ => ErrorKind::Permanent,
+            }
+        }
+        SdkError::ConstructionFailure(_) => ErrorKind::Permanent,
+        _ => ErrorKind::Transient,
+    };
+    StoreError::new(kind, operation, DisplayErrorContext(&err).to_string())
+}
+
+/// One DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoTable {
+    client: aws_sdk_dynamodb::Client,
+    name: String,
+    page_limit: Option<i32>,
+}
+
+impl DynamoTable {
+    pub fn new(client: aws_sdk_dynamodb::Client, name: impl Into<String>) -> Self {
+        DynamoTable {
+            client,
+            name: name.into(),
+            page_limit: None,
+        }
+    }
+
+    /// Caps the items per scan page (DynamoDB's 1 MB page limit applies anyway).
+    pub fn with_page_limit(mut self, limit: Option<i32>) -> Self {
+        self.page_limit = limit;
+        self
+    }
+}
+
+impl Table for DynamoTable {
+    async fn scan(
+        &self,
+        segment: u32,
+        total: u32,
+        start_key: Option<SdkItem>,
+    ) -> Result<ScanPage, StoreError> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.name)
+            .segment(segment as i32)
+            .total_segments(total as i32)
+            .set_exclusive_start_key(start_key)
+            .set_limit(self.page_limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify("Scan", e))?;
+        Ok(ScanPage {
+            consumed: out
+                .consumed_capacity()
+                .and_then(|c| c.capacity_units())
+                .unwrap_or(0.0),
+            last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
+            items: out.items.unwrap_or_default(),
+        })
+    }
+
+    async fn batch_write(&self, items: &[SdkItem]) -> Result<WriteResult, StoreError> {
+        let requests = items
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .map_err(|e| StoreError::new(ErrorKind::Permanent, "BatchWriteItem", e.to_string()))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let out = self
+            .client
+            .batch_write_item()
+            .request_items(&self.name, requests)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify("BatchWriteItem", e))?;
+        let consumed = out
+            .consumed_capacity()
+            .iter()
+            .filter_map(|c| c.capacity_units())
+            .sum();
+        let unprocessed = out
+            .unprocessed_items
+            .and_then(|mut m| m.remove(&self.name))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|w| w.put_request.map(|p| p.item))
+            .collect();
+        Ok(WriteResult {
+            unprocessed,
+            consumed,
+        })
+    }
+}
+
+/// One S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Objects {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    expected_owner: Option<String>,
+}
+
+impl S3Objects {
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        expected_owner: Option<String>,
+    ) -> Self {
+        S3Objects {
+            client,
+            bucket: bucket.into(),
+            expected_owner,
+        }
+    }
+}
+
+impl Objects for S3Objects {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body.into())
+            .set_expected_bucket_owner(self.expected_owner.clone())
+            .send()
+            .await
+            .map_err(|e| classify("PutObject", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_expected_bucket_owner(self.expected_owner.clone())
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(classify("GetObject", e)),
+        };
+        let body = out.body.collect().await.map_err(|e| {
+            StoreError::new(ErrorKind::Transient, "GetObject", format!("reading {key}: {e}"))
+        })?;
+        Ok(Some(body.into_bytes()))
+    }
+}

@@ -1,0 +1,159 @@
+//! What backup and restore share: the job, checkpoints, outcomes, errors and progress.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use solace_codec::{DecodeError, Item, SegmentId};
+
+use crate::retry::RetryError;
+
+/// One segment of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentJob {
+    /// The backup's prefix in the bucket (SPEC §2).
+    pub prefix: String,
+    pub segment: SegmentId,
+    pub total_segments: u32,
+}
+
+/// Where a backup of a segment continues: the next batch number and the scan position after
+/// the last item of the last durable batch. Batches close on scan-page boundaries, so the
+/// position is the page's `LastEvaluatedKey` and a resumed run writes exactly the batches an
+/// uninterrupted one would.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BackupCheckpoint {
+    pub next_batch: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_key: Option<Item>,
+    /// Items and uncompressed JSON bytes in the durable batches so far.
+    #[serde(default)]
+    pub items: u64,
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+/// Where a restore of a segment continues: the next batch to write.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RestoreCheckpoint {
+    pub next_batch: u64,
+    #[serde(default)]
+    pub items: u64,
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+/// How a run of a segment ended without error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<C> {
+    /// The segment is finished.
+    Completed(C),
+    /// The deadline came; continue from this checkpoint.
+    Paused(C),
+}
+
+impl<C> Outcome<C> {
+    pub fn checkpoint(&self) -> &C {
+        match self {
+            Outcome::Completed(c) | Outcome::Paused(c) => c,
+        }
+    }
+}
+
+/// Written as `<prefix>solace-meta/segments/0x<segment>.json` when a backup segment is
+/// complete. Restore reads exactly `batches` batches when it is there, so a batch left over
+/// from an earlier attempt is never restored, and a missing one is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SegmentMarker {
+    pub batches: u64,
+    pub items: u64,
+    pub bytes: u64,
+}
+
+/// Why a segment run stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{what}: {source}")]
+    Store {
+        /// The object key or table operation concerned.
+        what: String,
+        source: RetryError,
+    },
+    #[error("batch {key} is unreadable: {source}")]
+    Decode { key: String, source: DecodeError },
+    #[error("segment folder {folder} has no batch 0x0 (missing segment)")]
+    MissingSegment { folder: String },
+    #[error("batch {key} is missing, but the segment marker says the segment has {batches} batches")]
+    MissingBatch { key: String, batches: u64 },
+    #[error("segment marker {key} is unreadable: {reason}")]
+    BadMarker { key: String, reason: String },
+    #[error("batch {key}: DynamoDB rejected an item: {source}")]
+    Rejected { key: String, source: RetryError },
+    #[error("a scanned item cannot be written as DynamoDB JSON: {0}")]
+    Encode(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PipelineError {
+    /// Whether running the segment again from its checkpoint may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Store { source, .. } => !matches!(source, RetryError::Final(_)),
+            PipelineError::Internal(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// An error, with the last durable checkpoint (progress made before it is kept).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct SegmentError<C> {
+    pub checkpoint: C,
+    pub error: PipelineError,
+}
+
+/// Live counters for status and progress displays; cheap to update from every stage.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub items: AtomicU64,
+    /// Uncompressed JSON bytes.
+    pub bytes: AtomicU64,
+    /// Bytes stored in or read from S3.
+    pub stored_bytes: AtomicU64,
+    pub batches: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+impl Progress {
+    pub(crate) fn batch(&self, items: u64, bytes: u64, stored: u64) {
+        self.items.fetch_add(items, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.stored_bytes.fetch_add(stored, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot: (items, bytes, stored bytes, batches, retries).
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        ProgressSnapshot {
+            items: self.items.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            stored_bytes: self.stored_bytes.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The counters of [`Progress`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgressSnapshot {
+    pub items: u64,
+    pub bytes: u64,
+    pub stored_bytes: u64,
+    pub batches: u64,
+    pub retries: u64,
+}
