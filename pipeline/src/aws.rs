@@ -53,9 +53,12 @@ where
                     | "TooManyRequestsException"
                     | "TransactionInProgressException",
                 ) => ErrorKind::Throttled,
-                Some("InternalServerError" | "InternalError" | "ServiceUnavailable" | "RequestTimeout") => {
-                    ErrorKind::Transient
-                }
+                Some(
+                    "InternalServerError"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "RequestTimeout",
+                ) => ErrorKind::Transient,
                 _ if status == 429 || status == 503 => ErrorKind::Throttled,
                 _ if status >= 500 => ErrorKind::Transient,
                 _ => ErrorKind::Permanent,
@@ -127,7 +130,9 @@ impl Table for DynamoTable {
                 let put = PutRequest::builder()
                     .set_item(Some(item.clone()))
                     .build()
-                    .map_err(|e| StoreError::new(ErrorKind::Permanent, "BatchWriteItem", e.to_string()))?;
+                    .map_err(|e| {
+                        StoreError::new(ErrorKind::Permanent, "BatchWriteItem", e.to_string())
+                    })?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -209,7 +214,11 @@ impl Objects for S3Objects {
             Err(e) => return Err(classify("GetObject", e)),
         };
         let body = out.body.collect().await.map_err(|e| {
-            StoreError::new(ErrorKind::Transient, "GetObject", format!("reading {key}: {e}"))
+            StoreError::new(
+                ErrorKind::Transient,
+                "GetObject",
+                format!("reading {key}: {e}"),
+            )
         })?;
         Ok(Some(body.into_bytes()))
     }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info};
 
-use crate::retry::{CapacityLimiter, RetryError, RetryPolicy, Retrier};
+use crate::retry::{CapacityLimiter, Retrier, RetryError, RetryPolicy};
 use crate::segment::{
     BackupCheckpoint, Outcome, PipelineError, Progress, SegmentError, SegmentJob, SegmentMarker,
 };
@@ -147,7 +147,11 @@ pub async fn backup_segment<T: Table, O: Objects>(
             let key = solace_codec::segment_marker_key(&job.prefix, segment);
             let body = Bytes::from(json(&marker));
             if let Err(source) = retrier.run(|| objects.put(&key, body.clone())).await {
-                return stopped(&from, checkpoint, PipelineError::Store { what: key, source });
+                return stopped(
+                    &from,
+                    checkpoint,
+                    PipelineError::Store { what: key, source },
+                );
             }
             info!(segment = %segment, batches = marker.batches, items = marker.items, "segment backed up");
             return Ok(Outcome::Completed(checkpoint));

@@ -19,7 +19,7 @@ pub mod store;
 
 pub use backup::{BackupConfig, backup_segment};
 pub use restore::{RestoreConfig, restore_segment};
-pub use retry::{CapacityLimiter, RetryError, RetryPolicy, Retrier};
+pub use retry::{CapacityLimiter, Retrier, RetryError, RetryPolicy};
 pub use segment::{
     BackupCheckpoint, Outcome, PipelineError, Progress, ProgressSnapshot, RestoreCheckpoint,
     SegmentError, SegmentJob, SegmentMarker,

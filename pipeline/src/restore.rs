@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::backup::stopped;
-use crate::retry::{CapacityLimiter, RetryPolicy, Retrier};
+use crate::retry::{CapacityLimiter, Retrier, RetryPolicy};
 use crate::segment::{
     Outcome, PipelineError, Progress, RestoreCheckpoint, SegmentError, SegmentJob, SegmentMarker,
 };
@@ -109,13 +109,12 @@ pub async fn restore_segment<T: Table, O: Objects>(
             let objects = objects.clone();
             let retrier = retrier.clone();
             async move {
-                let body = retrier
-                    .run(|| objects.get(&key))
-                    .await
-                    .map_err(|source| PipelineError::Store {
+                let body = retrier.run(|| objects.get(&key)).await.map_err(|source| {
+                    PipelineError::Store {
                         what: key.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 Ok::<_, PipelineError>((BatchId(n), key, body))
             }
         })
@@ -255,7 +254,7 @@ async fn write_chunk<T: Table>(
 ) -> Result<(), PipelineError> {
     let mut attempt = 1;
     loop {
-        let error = match table.batch_write(&pending).await {
+        let error = match retrier.timed(table.batch_write(&pending)).await {
             Ok(result) => {
                 limiter.consumed(result.consumed).await;
                 if result.unprocessed.is_empty() {

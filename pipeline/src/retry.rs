@@ -23,6 +23,8 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Retries a whole segment run may spend, across all its calls.
     pub budget: u64,
+    /// A call that takes longer is abandoned and counts as a transient failure.
+    pub call_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -32,6 +34,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(10),
             max_attempts: 12,
             budget: 10_000,
+            call_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -39,9 +42,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delay before retry number `attempt` (1-based): uniform in `0..=min(max, base*2^(n-1))`.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX));
+        let exp = self.base.saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
         let cap = exp.min(self.max_delay);
         let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(fastrand::u64(0..=nanos))
@@ -140,6 +144,21 @@ impl Retrier {
         Ok(())
     }
 
+    /// Awaits one call, abandoning it after the policy's call timeout.
+    pub async fn timed<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.policy.call_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::new(
+                crate::store::ErrorKind::Transient,
+                "call",
+                format!("no answer within {:?}", self.policy.call_timeout),
+            )),
+        }
+    }
+
     /// Runs `call` until it succeeds, backing off between retryable failures.
     pub async fn run<T, F, Fut>(&self, mut call: F) -> Result<T, RetryError>
     where
@@ -148,7 +167,7 @@ impl Retrier {
     {
         let mut attempt = 1;
         loop {
-            match call().await {
+            match self.timed(call()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     self.backoff(attempt, e).await?;
@@ -217,7 +236,11 @@ mod tests {
     use crate::store::ErrorKind;
 
     fn throttled() -> StoreError {
-        StoreError::new(ErrorKind::Throttled, "Scan", "ProvisionedThroughputExceeded")
+        StoreError::new(
+            ErrorKind::Throttled,
+            "Scan",
+            "ProvisionedThroughputExceeded",
+        )
     }
 
     #[test]
@@ -227,6 +250,7 @@ mod tests {
             max_delay: Duration::from_secs(1),
             max_attempts: 10,
             budget: 100,
+            ..RetryPolicy::default()
         };
         for attempt in 1..40 {
             let cap = Duration::from_millis(100 * (1u64 << (attempt - 1).min(20))).min(p.max_delay);
@@ -241,7 +265,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_back_off_in_virtual_time_then_succeed() {
-        let r = Retrier::new(RetryPolicy::default(), Instant::now() + Duration::from_secs(3600));
+        let r = Retrier::new(
+            RetryPolicy::default(),
+            Instant::now() + Duration::from_secs(3600),
+        );
         let mut calls = 0;
         let start = Instant::now();
         let v = r
@@ -260,12 +287,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried() {
-        let r = Retrier::new(RetryPolicy::default(), Instant::now() + Duration::from_secs(60));
+        let r = Retrier::new(
+            RetryPolicy::default(),
+            Instant::now() + Duration::from_secs(60),
+        );
         let mut calls = 0;
         let v: Result<(), _> = r
             .run(|| {
                 calls += 1;
-                async { Err(StoreError::new(ErrorKind::Permanent, "PutObject", "AccessDenied")) }
+                async {
+                    Err(StoreError::new(
+                        ErrorKind::Permanent,
+                        "PutObject",
+                        "AccessDenied",
+                    ))
+                }
             })
             .await;
         assert!(matches!(v, Err(RetryError::Final(_))));

@@ -85,7 +85,9 @@ pub enum PipelineError {
     Decode { key: String, source: DecodeError },
     #[error("segment folder {folder} has no batch 0x0 (missing segment)")]
     MissingSegment { folder: String },
-    #[error("batch {key} is missing, but the segment marker says the segment has {batches} batches")]
+    #[error(
+        "batch {key} is missing, but the segment marker says the segment has {batches} batches"
+    )]
     MissingBatch { key: String, batches: u64 },
     #[error("segment marker {key} is unreadable: {reason}")]
     BadMarker { key: String, reason: String },

@@ -82,8 +82,7 @@ pub trait Table: Send + Sync + 'static {
 
 /// One S3 bucket, in its own region.
 pub trait Objects: Send + Sync + 'static {
-    fn put(&self, key: &str, body: Bytes)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The object's body, or `None` when there is no such key.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
@@ -108,11 +107,7 @@ impl<T: Table> Table for Arc<T> {
 }
 
 impl<O: Objects> Objects for Arc<O> {
-    fn put(
-        &self,
-        key: &str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).put(key, body)
     }
 

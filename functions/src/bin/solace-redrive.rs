@@ -1,0 +1,6 @@
+//! The redrive function (AWS Lambda, provided.al2023).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    solace_functions::lambda::main(solace_functions::lambda::Function::Redrive).await
+}

@@ -1,0 +1,6 @@
+//! The restore function (AWS Lambda, provided.al2023).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    solace_functions::lambda::main(solace_functions::lambda::Function::Restore).await
+}

@@ -1,0 +1,137 @@
+//! What a function keeps between invocations: configuration and SDK clients, built once.
+//! Data clients are built per region on first use and cached (cross-region is the point).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use solace_codec::EncoderConfig;
+use solace_pipeline::aws::{DynamoTable, S3Objects};
+use solace_pipeline::{BackupConfig, RestoreConfig};
+
+use crate::config::Config;
+
+/// Shared state of a function.
+#[derive(Debug)]
+pub struct Context {
+    pub config: Config,
+    pub sdk: SdkConfig,
+    pub sqs: aws_sdk_sqs::Client,
+    /// For the status tables, in the function's own region.
+    pub status: aws_sdk_dynamodb::Client,
+    pub backup: BackupConfig,
+    pub restore: RestoreConfig,
+    dynamodb: Mutex<HashMap<String, aws_sdk_dynamodb::Client>>,
+    s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
+}
+
+impl Context {
+    pub fn new(config: Config, sdk: SdkConfig) -> Arc<Self> {
+        let backup = BackupConfig {
+            encoder: EncoderConfig {
+                target_bytes: config.batch_bytes,
+                max_items: usize::MAX,
+                level: config.compression_level,
+            },
+            read_capacity_per_second: config.read_capacity_limit,
+            ..BackupConfig::default()
+        };
+        let restore = RestoreConfig {
+            write_capacity_per_second: config.write_capacity_limit,
+            ..RestoreConfig::default()
+        };
+        Arc::new(Context {
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            status: aws_sdk_dynamodb::Client::new(&sdk),
+            config,
+            sdk,
+            backup,
+            restore,
+            dynamodb: Mutex::default(),
+            s3: Mutex::default(),
+        })
+    }
+
+    /// The data table `name` in `region`.
+    pub fn table(&self, region: &str, name: &str) -> DynamoTable {
+        let client = self
+            .dynamodb
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(region.to_owned())
+            .or_insert_with(|| solace_pipeline::aws::dynamodb_client(&self.sdk, region))
+            .clone();
+        DynamoTable::new(client, name)
+    }
+
+    /// The S3 client for `region`.
+    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        self.s3
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(region.to_owned())
+            .or_insert_with(|| solace_pipeline::aws::s3_client(&self.sdk, region))
+            .clone()
+    }
+
+    /// The data bucket `name` in `region`.
+    pub fn bucket(&self, region: &str, name: &str) -> S3Objects {
+        S3Objects::new(
+            self.s3(region),
+            name,
+            self.config.expected_bucket_owner.clone(),
+        )
+    }
+}
+
+/// A partial batch response failing the given message ids.
+pub fn failures(ids: Vec<String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = ids
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}
+
+/// Emits CloudWatch metrics in Embedded Metric Format: one JSON line on stdout, which
+/// Lambda's log pipeline turns into metrics (namespace `Solace`, dimension `Function`).
+pub fn metrics(function: &str, values: &[(&str, f64)]) {
+    if values.is_empty() {
+        return;
+    }
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let defs: Vec<_> = values
+        .iter()
+        .map(|(name, _)| serde_json::json!({"Name": name, "Unit": if name.contains("Bytes") { "Bytes" } else { "Count" }}))
+        .collect();
+    let mut record = serde_json::json!({
+        "_aws": {
+            "Timestamp": millis,
+            "CloudWatchMetrics": [{
+                "Namespace": "Solace",
+                "Dimensions": [["Function"]],
+                "Metrics": defs,
+            }],
+        },
+        "Function": function,
+    });
+    if let Some(map) = record.as_object_mut() {
+        for (name, value) in values {
+            map.insert((*name).to_owned(), serde_json::json!(value));
+        }
+    }
+    if crate::in_lambda() {
+        println!("{record}");
+    } else {
+        tracing::debug!(target: "solace::metrics", "{record}");
+    }
+}

@@ -1,0 +1,334 @@
+//! `solace local`: the four handlers fed from the real queues with Lambda's SQS semantics:
+//! long polling, a batch size, a visibility timeout, deleting only the messages that
+//! succeeded (partial batch responses), the queues' own redrive policies moving repeated
+//! failures to the dead-letter queues, a concurrency limit per function, and a deadline it
+//! enforces by dropping the invocation (as Lambda kills it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::lambda::{Function, dispatch};
+
+/// Default names (SPEC §4).
+pub const REQUEST_QUEUE: &str = "request-queue";
+pub const BACKUP_QUEUE: &str = "backup-queue";
+pub const RESTORE_QUEUE: &str = "restore-queue";
+pub const REQUEST_DLQ: &str = "request-dlq";
+pub const BACKUP_DLQ: &str = "backup-dlq";
+pub const RESTORE_DLQ: &str = "restore-dlq";
+pub const REJECTED_QUEUE: &str = "request-rejected";
+
+/// Test hook: decides per invocation whether the "Lambda" is killed after a delay (a crash
+/// at a random point) and whether each message is delivered twice.
+pub type Chaos = Arc<dyn Fn(Function) -> Option<Duration> + Send + Sync>;
+
+/// How `solace local` runs the functions.
+#[derive(Clone)]
+pub struct LocalOptions {
+    /// The Lambda timeout: an invocation still running then is dropped, its messages kept.
+    pub lambda_timeout: Duration,
+    /// Visibility timeout of the work queues (Lambda's advice: six times the timeout).
+    pub visibility_timeout: Duration,
+    /// Receives before SQS moves a message to its dead-letter queue.
+    pub max_receive_count: u32,
+    /// Concurrent invocations per function.
+    pub concurrency: usize,
+    /// Messages per invocation for the request and redrive functions (backup and restore
+    /// take one: a segment can fill a whole invocation).
+    pub batch_size: i32,
+    /// Long-poll wait.
+    pub wait: Duration,
+    /// Every message is handled twice (at-least-once delivery, at its worst).
+    pub duplicate: bool,
+    pub chaos: Option<Chaos>,
+}
+
+impl std::fmt::Debug for LocalOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalOptions")
+            .field("lambda_timeout", &self.lambda_timeout)
+            .field("visibility_timeout", &self.visibility_timeout)
+            .field("max_receive_count", &self.max_receive_count)
+            .field("concurrency", &self.concurrency)
+            .field("duplicate", &self.duplicate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            lambda_timeout: Duration::from_secs(60),
+            visibility_timeout: Duration::from_secs(90),
+            max_receive_count: 3,
+            concurrency: 4,
+            batch_size: 10,
+            wait: Duration::from_secs(1),
+            duplicate: false,
+            chaos: None,
+        }
+    }
+}
+
+/// Queue URLs by name.
+#[derive(Debug, Clone, Default)]
+pub struct Queues {
+    pub urls: HashMap<&'static str, String>,
+}
+
+impl Queues {
+    pub fn url(&self, name: &str) -> &str {
+        self.urls.get(name).map_or("", String::as_str)
+    }
+}
+
+async fn queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility: Duration,
+    dlq: Option<(&str, u32)>,
+) -> anyhow::Result<String> {
+    let mut create = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility.as_secs().max(1).to_string(),
+        )
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600");
+    if let Some((dlq_url, max)) = dlq {
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .with_context(|| format!("reading the ARN of {dlq_url}"))?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .context("the dead-letter queue has no ARN")?;
+        let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max});
+        create = create.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+    }
+    let url = create
+        .send()
+        .await
+        .with_context(|| format!("creating queue {name}"))?
+        .queue_url
+        .context("CreateQueue returned no URL")?;
+    Ok(url)
+}
+
+/// Creates the queues (with their redrive policies) and the status tables that are missing,
+/// under the default names, and returns the configuration pointing at them.
+pub async fn setup(sdk: &SdkConfig, options: &LocalOptions, mut config: Config) -> anyhow::Result<(Config, Queues)> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let visibility = options.visibility_timeout;
+    let max = options.max_receive_count;
+    let mut urls = HashMap::new();
+    for dlq in [REQUEST_DLQ, BACKUP_DLQ, RESTORE_DLQ, REJECTED_QUEUE] {
+        urls.insert(dlq, queue(&sqs, dlq, visibility, None).await?);
+    }
+    for (name, dlq) in [
+        (REQUEST_QUEUE, REQUEST_DLQ),
+        (BACKUP_QUEUE, BACKUP_DLQ),
+        (RESTORE_QUEUE, RESTORE_DLQ),
+    ] {
+        let dlq_url = urls[dlq].clone();
+        urls.insert(name, queue(&sqs, name, visibility, Some((&dlq_url, max))).await?);
+    }
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    for table in [&config.backup_status_table, &config.restore_status_table] {
+        let exists = dynamodb.describe_table().table_name(table.as_str()).send().await.is_ok();
+        if !exists {
+            dynamodb
+                .create_table()
+                .table_name(table.as_str())
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name("task-id")
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("task-id")
+                        .key_type(KeyType::Hash)
+                        .build()?,
+                )
+                .send()
+                .await
+                .with_context(|| format!("creating status table {table}"))?;
+            info!(table = %table, "status table created");
+        }
+    }
+    config.backup_queue_url = urls[BACKUP_QUEUE].clone();
+    config.restore_queue_url = urls[RESTORE_QUEUE].clone();
+    config.rejected_queue_url = urls[REJECTED_QUEUE].clone();
+    Ok((config, Queues { urls }))
+}
+
+/// Runs every function until `shutdown` turns true, then waits for the invocations in
+/// flight.
+pub async fn run(
+    ctx: Arc<Context>,
+    queues: &Queues,
+    options: &LocalOptions,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks = Vec::new();
+    let feeds = [
+        (Function::Request, vec![REQUEST_QUEUE]),
+        (Function::Backup, vec![BACKUP_QUEUE]),
+        (Function::Restore, vec![RESTORE_QUEUE]),
+        (Function::Redrive, vec![BACKUP_DLQ, RESTORE_DLQ]),
+    ];
+    for (function, names) in feeds {
+        for name in names {
+            for _ in 0..options.concurrency.max(1) {
+                tasks.push(tokio::spawn(poll(
+                    ctx.clone(),
+                    function,
+                    queues.url(name).to_owned(),
+                    options.clone(),
+                    shutdown.clone(),
+                )));
+            }
+        }
+    }
+    info!(functions = 4, concurrency = options.concurrency, "solace local is running");
+    for t in tasks {
+        let _ = t.await;
+    }
+    info!("solace local stopped");
+}
+
+async fn poll(
+    ctx: Arc<Context>,
+    function: Function,
+    url: String,
+    options: LocalOptions,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let batch = match function {
+        Function::Backup | Function::Restore => 1,
+        _ => options.batch_size.clamp(1, 10),
+    };
+    let wait = options.wait.as_secs().clamp(0, 20) as i32;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let received = tokio::select! {
+            r = ctx.sqs.receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(batch)
+                .wait_time_seconds(wait)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send() => r,
+            _ = shutdown.changed() => return,
+        };
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                warn!(function = function.name(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        invoke(&ctx, function, &url, messages, &options).await;
+    }
+}
+
+/// One "Lambda invocation": the event, the deadline, and deleting what succeeded.
+async fn invoke(
+    ctx: &Arc<Context>,
+    function: Function,
+    url: &str,
+    messages: Vec<aws_sdk_sqs::types::Message>,
+    options: &LocalOptions,
+) {
+    let mut event = SqsEvent::default();
+    let mut receipts = HashMap::new();
+    for m in messages {
+        let mut record = SqsMessage::default();
+        record.message_id = m.message_id.clone();
+        record.receipt_handle = m.receipt_handle.clone();
+        record.body = m.body.clone();
+        record.attributes = m
+            .attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v))
+            .collect();
+        record.event_source = Some("aws:sqs".into());
+        if let (Some(id), Some(handle)) = (m.message_id, m.receipt_handle) {
+            receipts.insert(id, handle);
+        }
+        event.records.push(record);
+    }
+    let deadline = Instant::now() + options.lambda_timeout;
+    let kill_after = options.chaos.as_ref().and_then(|c| c(function)).unwrap_or(options.lambda_timeout);
+    let run = async {
+        if options.duplicate {
+            let (a, b) = tokio::join!(
+                dispatch(ctx, function, event.clone(), deadline),
+                dispatch(ctx, function, event.clone(), deadline)
+            );
+            let mut failed = a.batch_item_failures;
+            failed.extend(b.batch_item_failures);
+            failed
+        } else {
+            dispatch(ctx, function, event.clone(), deadline).await.batch_item_failures
+        }
+    };
+    let failed = match tokio::time::timeout(kill_after.min(options.lambda_timeout), run).await {
+        Ok(failed) => failed,
+        Err(_) => {
+            warn!(function = function.name(), messages = receipts.len(), "invocation killed at its deadline; messages stay queued");
+            return;
+        }
+    };
+    for f in &failed {
+        receipts.remove(&f.item_identifier);
+    }
+    if receipts.is_empty() {
+        return;
+    }
+    let entries: Vec<_> = receipts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, handle))| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(format!("m{i}"))
+                .receipt_handle(handle)
+                .build()
+                .ok()
+        })
+        .collect();
+    match ctx.sqs.delete_message_batch().queue_url(url).set_entries(Some(entries)).send().await {
+        Ok(out) if !out.failed().is_empty() => {
+            warn!(function = function.name(), failed = out.failed().len(), "some deletes failed; those messages come back");
+        }
+        Ok(_) => debug!(function = function.name(), deleted = receipts.len(), "messages deleted"),
+        Err(e) => warn!(function = function.name(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; messages come back"),
+    }
+}

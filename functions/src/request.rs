@@ -1,0 +1,301 @@
+//! The request function: validates a request (SPEC §1), records the task, writes the
+//! backup's manifest, and fans out one message per segment.
+//!
+//! A rejected request is consumed (it must not loop), fans out nothing, is logged as a
+//! structured error and is sent with its reason to the rejected-requests queue, where an
+//! operator finds it.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use solace_pipeline::{ErrorKind, Objects};
+use tracing::{error, info, warn};
+
+use crate::context::{Context, failures, metrics};
+use crate::message::{Action, Request, SegmentMessage};
+use crate::status;
+
+/// The backup's manifest, `<prefix>solace-meta/manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Manifest {
+    pub format: u32,
+    pub task_id: String,
+    pub total_segments: u32,
+    pub table_region: String,
+    pub table_name: String,
+    pub created_at: String,
+}
+
+/// Checks a request body against SPEC §1. The error names what was wrong.
+pub fn validate(body: &str, max_segments: u32) -> Result<Request, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("the request is not JSON: {e}"))?;
+    if !value.is_object() {
+        return Err("the request must be a JSON object".into());
+    }
+    let request: Request =
+        serde_json::from_value(value).map_err(|e| format!("bad request: {e}"))?;
+    if request.total_segments == 0 || request.total_segments > max_segments {
+        return Err(format!(
+            "total-segments must be 1 to {max_segments}, got {}",
+            request.total_segments
+        ));
+    }
+    check_region("table-region", &request.table_region)?;
+    check_region("bucket-region", &request.bucket_region)?;
+    check_table_name(&request.table_name)?;
+    check_bucket_name(&request.bucket_name)?;
+    if request.bucket_prefix.len() > 512 {
+        return Err("bucket-prefix is longer than 512 bytes".into());
+    }
+    if request.bucket_prefix.starts_with('/') {
+        return Err("bucket-prefix must not start with `/`".into());
+    }
+    Ok(request)
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-7`…
+fn check_region(field: &str, region: &str) -> Result<(), String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.len() <= 4
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1]
+            .parse::<u8>()
+            .is_ok_and(|n| n > 0 && !parts[parts.len() - 1].starts_with('0'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{field} {region:?} is not an AWS region name"))
+    }
+}
+
+fn check_table_name(name: &str) -> Result<(), String> {
+    let ok = (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "table-name {name:?} is not a DynamoDB table name (3-255 of A-Za-z0-9_.-)"
+        ))
+    }
+}
+
+fn check_bucket_name(name: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("bucket-name {name:?} is not an S3 bucket name: {why}"));
+    if !(3..=63).contains(&name.len()) {
+        return bad("3 to 63 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return bad("only lower-case letters, digits, `.` and `-`");
+    }
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !edge(name.bytes().next()) || !edge(name.bytes().last()) {
+        return bad("must begin and end with a letter or digit");
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return bad("no `..`, `.-` or `-.`");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("must not look like an IP address");
+    }
+    if name.starts_with("xn--") || name.starts_with("sthree-") || name.ends_with("-s3alias") {
+        return bad("reserved prefix or suffix");
+    }
+    Ok(())
+}
+
+/// Handles a batch of request messages.
+pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
+    let mut failed = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        if let Err(e) = process(ctx, &record).await {
+            // Only errors that a retry can fix get here; the message comes back.
+            warn!(task_id = %id, error = %e, "request will be retried");
+            failed.push(id);
+        }
+    }
+    failures(failed)
+}
+
+async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), String> {
+    let task_id = record.message_id.clone().unwrap_or_default();
+    let body = record.body.clone().unwrap_or_default();
+    let request = match validate(&body, ctx.config.max_segments) {
+        Ok(r) => r,
+        Err(reason) => return reject(ctx, &task_id, &body, &reason).await,
+    };
+    let bucket = ctx.bucket(&request.bucket_region, &request.bucket_name);
+    let manifest_key = solace_codec::manifest_key(&request.bucket_prefix);
+    let created_at = status::now_rfc3339();
+    match request.action {
+        Action::Restore => match bucket.get(&manifest_key).await {
+            Ok(Some(manifest)) => match serde_json::from_slice::<Manifest>(&manifest) {
+                Ok(m) if m.total_segments != request.total_segments => {
+                    let reason = format!(
+                        "total-segments is {} but the backup at {manifest_key} was made with {}",
+                        request.total_segments, m.total_segments
+                    );
+                    return reject(ctx, &task_id, &body, &reason).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let reason =
+                        format!("the backup's manifest {manifest_key} is unreadable: {e}");
+                    return reject(ctx, &task_id, &body, &reason).await;
+                }
+            },
+            Ok(None) => {
+                info!(task_id = %task_id, "no manifest (a Solace v3 backup?): segment count not checked");
+            }
+            Err(e) if e.kind == ErrorKind::Permanent => {
+                let reason = format!("cannot read bucket {}: {e}", request.bucket_name);
+                return reject(ctx, &task_id, &body, &reason).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        },
+        Action::Backup => {
+            let manifest = Manifest {
+                format: 1,
+                task_id: task_id.clone(),
+                total_segments: request.total_segments,
+                table_region: request.table_region.clone(),
+                table_name: request.table_name.clone(),
+                created_at: created_at.clone(),
+            };
+            let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+            match bucket.put(&manifest_key, Bytes::from(json)).await {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::Permanent => {
+                    let reason = format!("cannot write to bucket {}: {e}", request.bucket_name);
+                    return reject(ctx, &task_id, &body, &reason).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    let tables = ctx.config.status_tables();
+    let created = status::create_task(&ctx.status, &tables, &task_id, &request, &created_at)
+        .await
+        .map_err(|e| e.to_string())?;
+    // A redelivered request fans out again: a crash may have cut the first fan-out short,
+    // and a segment is counted once however many of its messages run.
+    fan_out(ctx, &task_id, &request).await?;
+    info!(task_id = %task_id, action = request.action.as_str(), segments = request.total_segments,
+          table = %request.table_name, bucket = %request.bucket_name, prefix = %request.bucket_prefix,
+          redelivered = !created, "task fanned out");
+    metrics("request", &[("Tasks", 1.0)]);
+    Ok(())
+}
+
+/// Consumes a bad request: a structured error in the log, a metric, and the request with
+/// its reason on the rejected-requests queue.
+async fn reject(ctx: &Context, task_id: &str, body: &str, reason: &str) -> Result<(), String> {
+    error!(task_id = %task_id, reason = %reason, "request rejected");
+    metrics("request", &[("RejectedRequests", 1.0)]);
+    if ctx.config.rejected_queue_url.is_empty() {
+        return Ok(());
+    }
+    let record = serde_json::json!({
+        "task-id": task_id,
+        "reason": reason,
+        "request": body,
+        "rejected-at": status::now_rfc3339(),
+    });
+    ctx.sqs
+        .send_message()
+        .queue_url(&ctx.config.rejected_queue_url)
+        .message_body(record.to_string())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("recording the rejection: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))
+}
+
+/// Sends one message per segment, ten to a SendMessageBatch call, retrying failed entries.
+async fn fan_out(ctx: &Context, task_id: &str, request: &Request) -> Result<(), String> {
+    let queue = match request.action {
+        Action::Backup => &ctx.config.backup_queue_url,
+        Action::Restore => &ctx.config.restore_queue_url,
+    };
+    let segments: Vec<u32> = (0..request.total_segments).collect();
+    for chunk in segments.chunks(10) {
+        let mut pending: Vec<u32> = chunk.to_vec();
+        for attempt in 0..5 {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
+            let entries = pending
+                .iter()
+                .map(|&segment| {
+                    let message = SegmentMessage {
+                        task_id: task_id.to_owned(),
+                        segment,
+                        request: request.clone(),
+                        checkpoint: None,
+                        redrives: 0,
+                    };
+                    SendMessageBatchRequestEntry::builder()
+                        .id(format!("s{segment}"))
+                        .message_body(message.to_json())
+                        .build()
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = ctx
+                .sqs
+                .send_message_batch()
+                .queue_url(queue)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| format!("fanning out: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            let failed: Vec<String> = out.failed().iter().map(|f| f.id().to_owned()).collect();
+            pending.retain(|s| failed.contains(&format!("s{s}")));
+        }
+        if !pending.is_empty() {
+            return Err(format!("fanning out: segments {pending:?} could not be sent"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names() {
+        for ok in ["us-east-1", "eu-central-2", "us-gov-west-1", "ap-southeast-7", "cn-north-1"] {
+            assert!(check_region("r", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "us-east", "US-EAST-1", "us-east-01", "useast1", "us_east_1", "us-east-1-x-y", "us-east-0"] {
+            assert!(check_region("r", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bucket_names() {
+        for ok in ["my-bucket", "a.b.c", "abc", "123bucket"] {
+            assert!(check_bucket_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "My-Bucket", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "a_b", &"a".repeat(64)] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+}

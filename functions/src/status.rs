@@ -1,0 +1,288 @@
+//! The status tables (SPEC §3): one item per task, segments counted exactly once.
+//!
+//! Each segment's name goes into a `completed` or `failed` string set in the same conditional
+//! update that adds to its counter, and the condition refuses a segment already in either
+//! set: however often and in whatever order messages arrive, a segment is counted once.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use solace_codec::SegmentId;
+
+use crate::message::{Action, Request};
+
+/// Names of the two status tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusTables {
+    pub backup: String,
+    pub restore: String,
+}
+
+impl StatusTables {
+    pub fn for_action(&self, action: Action) -> &str {
+        match action {
+            Action::Backup => &self.backup,
+            Action::Restore => &self.restore,
+        }
+    }
+}
+
+/// A failed status-table call.
+#[derive(Debug, thiserror::Error)]
+#[error("status table {table}: {message}")]
+pub struct StatusError {
+    pub table: String,
+    pub message: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Records a new task; a redelivered request finds it there and changes nothing.
+/// Returns whether the item was created now.
+pub async fn create_task(
+    client: &Client,
+    tables: &StatusTables,
+    task_id: &str,
+    request: &Request,
+    created_at: &str,
+) -> Result<bool, StatusError> {
+    let table = tables.for_action(request.action);
+    let item: HashMap<String, AttributeValue> = [
+        ("task-id", s(task_id)),
+        ("action", s(request.action.as_str())),
+        ("total-segments", n(request.total_segments)),
+        ("completed-segments", n(0)),
+        ("failed-segments", n(0)),
+        ("table-region", s(&request.table_region)),
+        ("table-name", s(&request.table_name)),
+        ("bucket-region", s(&request.bucket_region)),
+        ("bucket-name", s(&request.bucket_name)),
+        ("bucket-prefix", s(&request.bucket_prefix)),
+        ("created-at", s(created_at)),
+        ("items", n(0)),
+        ("bytes", n(0)),
+        ("segment-errors", AttributeValue::M(HashMap::new())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let out = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#id)")
+        .expression_attribute_names("#id", "task-id")
+        .send()
+        .await;
+    match out {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StatusError {
+            table: table.to_owned(),
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+        }),
+    }
+}
+
+/// How a segment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentEnd {
+    Completed { items: u64, bytes: u64 },
+    Failed { reason: String },
+}
+
+/// Counts a segment as completed or failed, once. Returns whether this call counted it
+/// (false: it was already counted, by a duplicate or an earlier attempt).
+pub async fn end_segment(
+    client: &Client,
+    table: &str,
+    task_id: &str,
+    segment: SegmentId,
+    end: &SegmentEnd,
+) -> Result<bool, StatusError> {
+    let name = segment.to_string();
+    let mut update = client
+        .update_item()
+        .table_name(table)
+        .key("task-id", s(task_id))
+        .condition_expression(
+            "attribute_exists(#id) AND NOT contains(#done, :seg) AND NOT contains(#failed, :seg)",
+        )
+        .expression_attribute_names("#id", "task-id")
+        .expression_attribute_names("#done", "completed")
+        .expression_attribute_names("#failed", "failed")
+        .expression_attribute_values(":seg", s(&name))
+        .expression_attribute_values(":set", AttributeValue::Ss(vec![name.clone()]))
+        .expression_attribute_values(":one", n(1));
+    update = match end {
+        SegmentEnd::Completed { items, bytes } => update
+            .update_expression(
+                "ADD #done :set, #count :one, #items :items, #bytes :bytes SET #updated = :now",
+            )
+            .expression_attribute_names("#count", "completed-segments")
+            .expression_attribute_names("#items", "items")
+            .expression_attribute_names("#bytes", "bytes")
+            .expression_attribute_values(":items", n(items))
+            .expression_attribute_values(":bytes", n(bytes)),
+        SegmentEnd::Failed { reason } => update
+            .update_expression(
+                "ADD #failed :set, #count :one SET #errs.#segname = :reason, #updated = :now",
+            )
+            .expression_attribute_names("#count", "failed-segments")
+            .expression_attribute_names("#errs", "segment-errors")
+            .expression_attribute_names("#segname", name.clone())
+            .expression_attribute_values(":reason", s(truncate(reason))),
+    };
+    let out = update
+        .expression_attribute_names("#updated", "updated-at")
+        .expression_attribute_values(":now", s(now_rfc3339()))
+        .send()
+        .await;
+    match out {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StatusError {
+            table: table.to_owned(),
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+        }),
+    }
+}
+
+/// Records the last error of a segment that will be retried, for the operator and for the
+/// redrive function's final verdict. Best effort: the retry happens either way.
+pub async fn note_segment_error(
+    client: &Client,
+    table: &str,
+    task_id: &str,
+    segment: SegmentId,
+    reason: &str,
+) -> Result<(), StatusError> {
+    client
+        .update_item()
+        .table_name(table)
+        .key("task-id", s(task_id))
+        .condition_expression("attribute_exists(#id)")
+        .update_expression("SET #errs.#segname = :reason")
+        .expression_attribute_names("#id", "task-id")
+        .expression_attribute_names("#errs", "segment-errors")
+        .expression_attribute_names("#segname", segment.to_string())
+        .expression_attribute_values(":reason", s(truncate(reason)))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| StatusError {
+            table: table.to_owned(),
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+        })
+}
+
+/// A task's counters, read for progress displays and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskStatus {
+    pub total: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub items: u64,
+    pub bytes: u64,
+    pub errors: HashMap<String, String>,
+}
+
+impl TaskStatus {
+    /// SPEC §3: done when every segment is counted one way or the other.
+    pub fn is_done(&self) -> bool {
+        self.completed + self.failed == self.total
+    }
+    pub fn succeeded(&self) -> bool {
+        self.completed == self.total
+    }
+    pub fn failed(&self) -> bool {
+        self.failed > 0
+    }
+}
+
+/// Reads a task's status (strongly consistent); `None` if there is no such task.
+pub async fn read_task(
+    client: &Client,
+    table: &str,
+    task_id: &str,
+) -> Result<Option<TaskStatus>, StatusError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("task-id", s(task_id))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| StatusError {
+            table: table.to_owned(),
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    let Some(item) = out.item else {
+        return Ok(None);
+    };
+    let num = |k: &str| match item.get(k) {
+        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+        _ => 0,
+    };
+    let errors = match item.get("segment-errors") {
+        Some(AttributeValue::M(m)) => m
+            .iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+            .collect(),
+        _ => HashMap::new(),
+    };
+    Ok(Some(TaskStatus {
+        total: num("total-segments"),
+        completed: num("completed-segments"),
+        failed: num("failed-segments"),
+        items: num("items"),
+        bytes: num("bytes"),
+        errors,
+    }))
+}
+
+fn truncate(reason: &str) -> String {
+    // A status item stays far under DynamoDB's 400 KB with a thousand failed segments.
+    const MAX: usize = 300;
+    match reason.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &reason[..i]),
+        None => reason.to_owned(),
+    }
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predicates_follow_the_seed() {
+        let t = TaskStatus { total: 4, completed: 3, failed: 1, ..TaskStatus::default() };
+        assert!(t.is_done() && !t.succeeded() && t.failed());
+        let t = TaskStatus { total: 4, completed: 4, ..TaskStatus::default() };
+        assert!(t.is_done() && t.succeeded() && !t.failed());
+        let t = TaskStatus { total: 4, completed: 2, ..TaskStatus::default() };
+        assert!(!t.is_done());
+    }
+}

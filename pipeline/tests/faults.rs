@@ -1,0 +1,572 @@
+//! Pipeline logic on in-memory stores: exactness, resumption from any checkpoint, fault
+//! injection (throttles, unprocessed items, failed and hung calls) and backpressure.
+//! The same pipeline runs against the AWS emulator in `emulator.rs`.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use solace_codec::sample;
+use solace_codec::sdk::{SdkItem, to_sdk_item};
+use solace_codec::{BatchId, EncoderConfig, SegmentId};
+use solace_pipeline::sim::{MemObjects, MemTable};
+use solace_pipeline::{
+    BackupCheckpoint, BackupConfig, ErrorKind, Objects, Outcome, Progress, RestoreCheckpoint,
+    RestoreConfig, RetryPolicy, ScanPage, SegmentJob, StoreError, Table, WriteResult,
+    backup_segment, restore_segment,
+};
+use tokio::time::Instant;
+
+const SEGMENTS: u32 = 3;
+
+fn source(n: u64) -> Arc<MemTable> {
+    let table = MemTable::new("pk", None).with_page_bytes(8 << 10);
+    for i in 0..n {
+        table.insert(to_sdk_item(&sample::mixed(i)));
+    }
+    Arc::new(table)
+}
+
+fn job(segment: u32) -> SegmentJob {
+    SegmentJob {
+        prefix: "t/2026/".into(),
+        segment: SegmentId(segment),
+        total_segments: SEGMENTS,
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        max_attempts: 8,
+        budget: 1000,
+        call_timeout: Duration::from_secs(5),
+    }
+}
+
+fn backup_config() -> BackupConfig {
+    BackupConfig {
+        encoder: EncoderConfig {
+            target_bytes: 16 << 10,
+            max_items: usize::MAX,
+            level: 1,
+        },
+        retry: fast_retry(),
+        ..BackupConfig::default()
+    }
+}
+
+fn restore_config() -> RestoreConfig {
+    RestoreConfig {
+        retry: fast_retry(),
+        ..RestoreConfig::default()
+    }
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
+async fn backup_all<T: Table, O: Objects>(table: &Arc<T>, objects: &Arc<O>) {
+    for s in 0..SEGMENTS {
+        let out = backup_segment(
+            table.clone(),
+            objects.clone(),
+            &job(s),
+            &backup_config(),
+            BackupCheckpoint::default(),
+            far(),
+            Arc::default(),
+        )
+        .await
+        .expect("backup succeeds");
+        assert!(matches!(out, Outcome::Completed(_)));
+    }
+}
+
+async fn restore_all<T: Table, O: Objects>(table: &Arc<T>, objects: &Arc<O>) {
+    for s in 0..SEGMENTS {
+        let out = restore_segment(
+            table.clone(),
+            objects.clone(),
+            &job(s),
+            &restore_config(),
+            RestoreCheckpoint::default(),
+            far(),
+            Arc::default(),
+        )
+        .await
+        .expect("restore succeeds");
+        assert!(matches!(out, Outcome::Completed(_)));
+    }
+}
+
+#[tokio::test]
+async fn backup_then_restore_is_exact() {
+    let table = source(600);
+    let objects = Arc::new(MemObjects::new());
+    backup_all(&table, &objects).await;
+    let batches = objects
+        .keys()
+        .iter()
+        .filter(|k| solace_codec::parse_batch_key("t/2026/", k).is_ok())
+        .count();
+    assert!(
+        batches > SEGMENTS as usize * 3,
+        "several batches per segment: {batches}"
+    );
+    let target = Arc::new(MemTable::new("pk", None));
+    restore_all(&target, &objects).await;
+    assert_eq!(target.items(), table.items());
+}
+
+#[tokio::test]
+async fn an_empty_segment_still_writes_batch_zero_and_restores() {
+    let table = Arc::new(MemTable::new("pk", None));
+    let objects = Arc::new(MemObjects::new());
+    backup_all(&table, &objects).await;
+    for s in 0..SEGMENTS {
+        let key = solace_codec::batch_key("t/2026/", SegmentId(s), BatchId(0));
+        assert!(objects.get_now(&key).is_some(), "{key}");
+    }
+    let target = Arc::new(MemTable::new("pk", None));
+    restore_all(&target, &objects).await;
+    assert!(target.is_empty());
+}
+
+/// Runs a backup of one segment in slices of `slice` until it completes, each slice resuming
+/// from the checkpoint the last one returned.
+async fn backup_in_slices(
+    table: &Arc<MemTable>,
+    objects: &Arc<MemObjects>,
+    segment: u32,
+    slice: Duration,
+) -> (BackupCheckpoint, usize) {
+    let mut checkpoint = BackupCheckpoint::default();
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        assert!(runs < 10_000, "a resumed backup makes progress");
+        let out = backup_segment(
+            table.clone(),
+            objects.clone(),
+            &job(segment),
+            &backup_config(),
+            checkpoint.clone(),
+            Instant::now() + slice,
+            Arc::default(),
+        )
+        .await
+        .expect("no error");
+        match out {
+            Outcome::Completed(c) => return (c, runs),
+            Outcome::Paused(c) => checkpoint = c,
+        }
+    }
+}
+
+#[tokio::test]
+async fn resuming_from_any_checkpoint_writes_exactly_the_uninterrupted_backup() {
+    let table = source(400);
+    let whole = Arc::new(MemObjects::new());
+    backup_all(&table, &whole).await;
+
+    let slow = Arc::new(MemObjects::new().with_latency(Duration::from_millis(3), Duration::ZERO));
+    let mut paused = 0;
+    for s in 0..SEGMENTS {
+        let (_, runs) = backup_in_slices(&table, &slow, s, Duration::from_millis(8)).await;
+        paused += runs - 1;
+    }
+    assert!(
+        paused >= SEGMENTS as usize,
+        "the slices really interrupted: {paused}"
+    );
+    assert_eq!(slow.keys(), whole.keys(), "no extra or missing objects");
+    for key in whole.keys() {
+        assert_eq!(
+            slow.get_now(&key),
+            whole.get_now(&key),
+            "{key} is byte-identical"
+        );
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Throttle,
+    Transient,
+    Permanent,
+    /// BatchWriteItem writes only the first item of the request.
+    Unprocessed,
+    /// The call never answers.
+    Hang,
+}
+
+/// Wraps a store; `plan(operation, call number)` says which calls fail and how.
+struct Flaky<T> {
+    inner: T,
+    calls: Mutex<std::collections::HashMap<&'static str, usize>>,
+    plan: Box<dyn Fn(&'static str, usize) -> Option<Fault> + Send + Sync>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl<T> Flaky<T> {
+    fn new(
+        inner: T,
+        plan: impl Fn(&'static str, usize) -> Option<Fault> + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Flaky {
+            inner,
+            calls: Mutex::default(),
+            plan: Box::new(plan),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    fn next(&self, op: &'static str) -> Option<Fault> {
+        let n = {
+            let mut calls = self.calls.lock().expect("lock");
+            let c = calls.entry(op).or_default();
+            *c += 1;
+            *c - 1
+        };
+        (self.plan)(op, n)
+    }
+
+    fn calls(&self, op: &'static str) -> usize {
+        self.calls
+            .lock()
+            .expect("lock")
+            .get(op)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    async fn inject(&self, op: &'static str) -> Result<Option<Fault>, StoreError> {
+        match self.next(op) {
+            Some(Fault::Throttle) => Err(StoreError::new(
+                ErrorKind::Throttled,
+                op,
+                "ThrottlingException",
+            )),
+            Some(Fault::Transient) => Err(StoreError::new(
+                ErrorKind::Transient,
+                op,
+                "InternalServerError (500)",
+            )),
+            Some(Fault::Permanent) => Err(StoreError::new(
+                ErrorKind::Permanent,
+                op,
+                "AccessDenied: injected",
+            )),
+            Some(Fault::Hang) => {
+                tokio::time::sleep(Duration::from_secs(86_400)).await;
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+impl<T: Table> Table for Flaky<T> {
+    async fn scan(
+        &self,
+        segment: u32,
+        total: u32,
+        start: Option<SdkItem>,
+    ) -> Result<ScanPage, StoreError> {
+        self.inject("Scan").await?;
+        self.inner.scan(segment, total, start).await
+    }
+
+    async fn batch_write(&self, items: &[SdkItem]) -> Result<WriteResult, StoreError> {
+        if let Some(Fault::Unprocessed) = self.inject("BatchWriteItem").await? {
+            let mut result = self.inner.batch_write(&items[..1]).await?;
+            result.unprocessed.extend_from_slice(&items[1..]);
+            return Ok(result);
+        }
+        self.inner.batch_write(items).await
+    }
+}
+
+impl<O: Objects> Objects for Flaky<O> {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        self.inject("PutObject").await?;
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let r = self.inner.put(key, body).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.inject("GetObject").await?;
+        self.inner.get(key).await
+    }
+}
+
+#[tokio::test]
+async fn throttles_unprocessed_items_and_failed_calls_are_retried_to_an_exact_copy() {
+    let plain = source(500);
+    let table = Flaky::new(source(500), |op, n| match (op, n) {
+        ("Scan", 0..=2) => Some(Fault::Throttle),
+        ("Scan", 7) => Some(Fault::Transient),
+        _ => None,
+    });
+    let objects = Flaky::new(MemObjects::new(), |op, n| match (op, n % 5) {
+        ("PutObject", 1) => Some(Fault::Transient),
+        ("PutObject", 3) => Some(Fault::Throttle),
+        ("GetObject", 2) => Some(Fault::Throttle),
+        _ => None,
+    });
+    backup_all(&table, &objects).await;
+    let target = Flaky::new(MemTable::new("pk", None), |op, n| match (op, n % 4) {
+        ("BatchWriteItem", 0) => Some(Fault::Unprocessed),
+        ("BatchWriteItem", 1) => Some(Fault::Throttle),
+        _ => None,
+    });
+    restore_all(&target, &objects).await;
+    assert_eq!(target.inner.items(), plain.items());
+    assert!(target.calls("BatchWriteItem") > 0 && objects.calls("PutObject") > 0);
+}
+
+#[tokio::test]
+async fn a_hung_call_times_out_and_is_retried() {
+    let table = source(100);
+    let objects = Flaky::new(MemObjects::new(), |op, n| {
+        (op == "PutObject" && n == 0).then_some(Fault::Hang)
+    });
+    let config = BackupConfig {
+        retry: RetryPolicy {
+            call_timeout: Duration::from_millis(50),
+            ..fast_retry()
+        },
+        ..backup_config()
+    };
+    let progress = Arc::new(Progress::default());
+    let out = backup_segment(
+        table.clone(),
+        objects.clone(),
+        &job(0),
+        &config,
+        BackupCheckpoint::default(),
+        far(),
+        progress.clone(),
+    )
+    .await
+    .expect("completes after the timeout");
+    assert!(matches!(out, Outcome::Completed(_)));
+    assert!(progress.snapshot().retries >= 1);
+}
+
+#[tokio::test]
+async fn a_permanent_put_failure_ends_the_segment_naming_the_object() {
+    let table = source(300);
+    let objects = Flaky::new(MemObjects::new(), |op, n| {
+        (op == "PutObject" && n == 2).then_some(Fault::Permanent)
+    });
+    let err = backup_segment(
+        table,
+        objects.clone(),
+        &job(0),
+        &backup_config(),
+        BackupCheckpoint::default(),
+        far(),
+        Arc::default(),
+    )
+    .await
+    .expect_err("a permanent failure is an error");
+    let text = err.to_string();
+    assert!(
+        text.contains("t/2026/0x0/0x2") && text.contains("AccessDenied"),
+        "{text}"
+    );
+    assert!(!err.error.is_retryable());
+    assert!(
+        err.checkpoint.next_batch <= 2,
+        "no batch after the failed one counted"
+    );
+    assert_eq!(
+        objects.calls("PutObject"),
+        3.max(objects.calls("PutObject"))
+    );
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_budget_with_a_retryable_error() {
+    let table = Flaky::new(source(50), |op, _| {
+        (op == "Scan").then_some(Fault::Throttle)
+    });
+    let config = BackupConfig {
+        retry: RetryPolicy {
+            budget: 5,
+            ..fast_retry()
+        },
+        ..backup_config()
+    };
+    let err = backup_segment(
+        table.clone(),
+        Arc::new(MemObjects::new()),
+        &job(0),
+        &config,
+        BackupCheckpoint::default(),
+        far(),
+        Arc::default(),
+    )
+    .await
+    .expect_err("a table that always throttles ends the run");
+    assert!(err.error.is_retryable(), "{err}");
+    assert!(err.to_string().contains("ThrottlingException"), "{err}");
+    assert!(table.calls("Scan") <= 8);
+}
+
+async fn backed_up() -> (Arc<MemTable>, Arc<MemObjects>) {
+    let table = source(300);
+    let objects = Arc::new(MemObjects::new());
+    backup_all(&table, &objects).await;
+    (table, objects)
+}
+
+async fn restore_err(objects: Arc<MemObjects>, segment: u32) -> String {
+    let target = Arc::new(MemTable::new("pk", None));
+    restore_segment(
+        target,
+        objects,
+        &job(segment),
+        &restore_config(),
+        RestoreCheckpoint::default(),
+        far(),
+        Arc::default(),
+    )
+    .await
+    .expect_err("restore fails")
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_corrupt_batch_ends_the_restore_naming_it() {
+    let (_, objects) = backed_up().await;
+    let key = solace_codec::batch_key("t/2026/", SegmentId(1), BatchId(1));
+    objects.put_now(&key, Bytes::from_static(b"\x78\x9cnot really zlib"));
+    let err = restore_err(objects, 1).await;
+    assert!(
+        err.contains("t/2026/0x1/0x1") && err.contains("bad zlib"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_batch_or_segment_is_an_error_never_skipped() {
+    let (_, objects) = backed_up().await;
+    let key = solace_codec::batch_key("t/2026/", SegmentId(2), BatchId(1));
+    assert!(
+        objects.remove(&key).is_some(),
+        "segment 2 has several batches"
+    );
+    let err = restore_err(objects.clone(), 2).await;
+    assert!(err.contains("t/2026/0x2/0x1 is missing"), "{err}");
+
+    for key in objects.keys() {
+        if key.starts_with("t/2026/0x0/") || key.contains("segments/0x0.json") {
+            objects.remove(&key);
+        }
+    }
+    let err = restore_err(objects, 0).await;
+    assert!(err.contains("t/2026/0x0/ has no batch 0x0"), "{err}");
+}
+
+#[tokio::test]
+async fn a_v3_backup_without_markers_restores_up_to_its_last_batch() {
+    let (table, objects) = backed_up().await;
+    for key in objects.keys() {
+        if key.contains("solace-meta/") {
+            objects.remove(&key);
+        }
+    }
+    let target = Arc::new(MemTable::new("pk", None));
+    restore_all(&target, &objects).await;
+    assert_eq!(target.items(), table.items());
+}
+
+#[tokio::test]
+async fn a_rejected_item_ends_the_restore_naming_the_batch() {
+    let (_, objects) = backed_up().await;
+    let target = Flaky::new(MemTable::new("pk", None), |op, n| {
+        (op == "BatchWriteItem" && n == 3).then_some(Fault::Permanent)
+    });
+    let err = restore_segment(
+        target,
+        objects,
+        &job(0),
+        &restore_config(),
+        RestoreCheckpoint::default(),
+        far(),
+        Arc::default(),
+    )
+    .await
+    .expect_err("rejected");
+    let text = err.to_string();
+    assert!(
+        text.contains("DynamoDB rejected an item") && text.contains("t/2026/0x0/0x"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn uploads_in_flight_and_pages_scanned_ahead_are_bounded() {
+    let table = Flaky::new(source(400), |_, _| None);
+    // Uploads take a (virtual) minute: the scanner must stop, not hoard pages.
+    let objects = Flaky::new(
+        MemObjects::new().with_latency(Duration::from_secs(60), Duration::ZERO),
+        |_, _| None,
+    );
+    let config = BackupConfig {
+        upload_concurrency: 2,
+        scan_prefetch: 1,
+        encoder: EncoderConfig {
+            target_bytes: 8 << 10,
+            ..backup_config().encoder
+        },
+        retry: RetryPolicy {
+            call_timeout: Duration::from_secs(600),
+            ..fast_retry()
+        },
+        ..backup_config()
+    };
+    let run = tokio::spawn({
+        let (table, objects) = (table.clone(), objects.clone());
+        async move {
+            backup_segment(
+                table,
+                objects,
+                &job(0),
+                &config,
+                BackupCheckpoint::default(),
+                far(),
+                Arc::default(),
+            )
+            .await
+        }
+    });
+    // Let every stage run until it blocks on the stalled uploads.
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::task::yield_now().await;
+    }
+    let scans = table.calls("Scan");
+    // 2 uploading + 1 queued batch + 1 page in the encoder + 1 in the channel + 1 being sent.
+    assert!(scans <= 6, "scanned {scans} pages ahead of stalled uploads");
+    assert!(objects.max_in_flight.load(Ordering::SeqCst) <= 2);
+    let out = run.await.expect("joins").expect("completes");
+    assert!(matches!(out, Outcome::Completed(_)));
+    assert_eq!(
+        objects.max_in_flight.load(Ordering::SeqCst),
+        2,
+        "uploads did overlap"
+    );
+}
