@@ -303,7 +303,7 @@ data "aws_iam_policy_document" "redrive" {
   statement {
     sid     = "MarkSegmentFailed"
     effect  = "Allow"
-    actions = ["dynamodb:UpdateItem"]
+    actions = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [
       aws_dynamodb_table.status["backup"].arn,
       aws_dynamodb_table.status["restore"].arn,

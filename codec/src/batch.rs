@@ -31,18 +31,15 @@ impl<'a> RawItem<'a> {
     /// attribute value DynamoDB would accept.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, RawItemError> {
         let end = scan_item(bytes, 0)?;
-        let rest = &bytes[end..];
-        if let Some(i) = rest.iter().position(|b| !b.is_ascii_whitespace()) {
+        // JSON's white space only: `is_ascii_whitespace` would also let a form feed through.
+        let trailing = skip_ws(bytes, end);
+        if trailing != bytes.len() {
             return Err(RawItemError::Json {
-                offset: end + i,
+                offset: trailing,
                 message: "trailing characters after the item".into(),
             });
         }
-        let start = bytes
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .unwrap_or(0);
-        Ok(RawItem(&bytes[start..end]))
+        Ok(RawItem(&bytes[skip_ws(bytes, 0)..end]))
     }
 
     /// The item's JSON bytes.
@@ -92,7 +89,9 @@ struct Validated;
 
 impl<'de> serde::Deserialize<'de> for Validated {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        ItemSeed::<Checked>(PhantomData).deserialize(d).map(|()| Validated)
+        ItemSeed::<Checked>(PhantomData)
+            .deserialize(d)
+            .map(|()| Validated)
     }
 }
 
@@ -199,8 +198,7 @@ impl BatchEncoder {
 
     /// Adds one item to the open batch.
     pub fn push(&mut self, item: RawItem<'_>) {
-        self.stage
-            .push(if self.items == 0 { b'[' } else { b',' });
+        self.stage.push(if self.items == 0 { b'[' } else { b',' });
         self.json_bytes += 1 + item.0.len();
         self.items += 1;
         if self.stage.len() + item.0.len() <= STAGE {
@@ -402,7 +400,11 @@ pub fn inflate_capped(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()
     out.clear();
     let mut inflate = Decompress::new(true);
     // A first guess from typical JSON ratios; grown by doubling, never past the cap.
-    let first = body.len().saturating_mul(8).max(4 << 10).min(limit.saturating_add(1));
+    let first = body
+        .len()
+        .saturating_mul(8)
+        .max(4 << 10)
+        .min(limit.saturating_add(1));
     if out.capacity() < first {
         out.reserve(first);
     }
@@ -413,7 +415,11 @@ pub fn inflate_capped(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()
                 return Err(DecodeError::TooLarge { limit });
             }
             // One byte past the cap is enough to tell "exactly at the cap" from "over".
-            let want = out.capacity().saturating_mul(2).min(limit.saturating_add(1)) - out.len();
+            let want = out
+                .capacity()
+                .saturating_mul(2)
+                .min(limit.saturating_add(1))
+                - out.len();
             if want == 0 {
                 return Err(DecodeError::TooLarge { limit });
             }

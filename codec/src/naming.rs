@@ -109,7 +109,10 @@ pub const META_FOLDER: &str = "solace-meta/";
 
 /// Written when a segment's backup is complete: how many batches and items it holds.
 pub fn segment_marker_key(prefix: &str, segment: SegmentId) -> String {
-    format!("{}{META_FOLDER}segments/{segment}.json", normalized_prefix(prefix))
+    format!(
+        "{}{META_FOLDER}segments/{segment}.json",
+        normalized_prefix(prefix)
+    )
 }
 
 /// The backup's manifest: what request made it (total segments, table, time).
@@ -151,8 +154,14 @@ mod tests {
     #[test]
     fn prefix_gets_a_slash_only_when_it_lacks_one() {
         assert_eq!(batch_key("", SegmentId(0), BatchId(0)), "0x0/0x0");
-        assert_eq!(batch_key("t/ts/", SegmentId(1), BatchId(26)), "t/ts/0x1/0x1a");
-        assert_eq!(batch_key("t/ts", SegmentId(1), BatchId(26)), "t/ts/0x1/0x1a");
+        assert_eq!(
+            batch_key("t/ts/", SegmentId(1), BatchId(26)),
+            "t/ts/0x1/0x1a"
+        );
+        assert_eq!(
+            batch_key("t/ts", SegmentId(1), BatchId(26)),
+            "t/ts/0x1/0x1a"
+        );
         assert_eq!(segment_prefix("p", SegmentId(10)), "p/0xa/");
     }
 
@@ -166,7 +175,10 @@ mod tests {
                 assert!(parse_batch_key(prefix, &key).is_err(), "{key}");
             }
         }
-        assert_eq!(segment_marker_key("p", SegmentId(26)), "p/solace-meta/segments/0x1a.json");
+        assert_eq!(
+            segment_marker_key("p", SegmentId(26)),
+            "p/solace-meta/segments/0x1a.json"
+        );
     }
 
     #[test]

@@ -68,8 +68,18 @@ impl Rng {
     /// Text with some variety: ASCII words, escapes, and multi-byte unicode.
     pub fn text(&mut self, n: usize) -> String {
         const WORDS: [&str; 12] = [
-            "alpha", "beta", "gamma", "δέλτα", "東京", "emoji🦀", "quote\"", "back\\slash",
-            "tab\t", "line\n", "zeta", "omega",
+            "alpha",
+            "beta",
+            "gamma",
+            "δέλτα",
+            "東京",
+            "emoji🦀",
+            "quote\"",
+            "back\\slash",
+            "tab\t",
+            "line\n",
+            "zeta",
+            "omega",
         ];
         let mut s = String::with_capacity(n + 16);
         while s.len() < n {
@@ -167,7 +177,10 @@ fn every_type(r: &mut Rng, put: &mut impl FnMut(&str, Value)) {
     put("s", Value::S(r.text(20)));
     put("empty_s", Value::S(String::new()));
     put("n", Value::N(r.number()));
-    put("n38", Value::N("-12345678901234567890123456789012345678".into()));
+    put(
+        "n38",
+        Value::N("-12345678901234567890123456789012345678".into()),
+    );
     put("b", Value::B(r.bytes(16)));
     put("empty_b", Value::B(Vec::new()));
     put("ss", Value::Ss(vec![r.text(5), "ü".into(), String::new()]));
@@ -179,11 +192,17 @@ fn every_type(r: &mut Rng, put: &mut impl FnMut(&str, Value)) {
     put("empty_l", Value::L(Vec::new()));
     put("empty_m", Value::M(BTreeMap::new()));
     let mut inner = BTreeMap::new();
-    inner.insert("deep".to_owned(), Value::L(vec![Value::Null, Value::S("ünï".into())]));
+    inner.insert(
+        "deep".to_owned(),
+        Value::L(vec![Value::Null, Value::S("ünï".into())]),
+    );
     inner.insert("k e y/with.dots".to_owned(), Value::Bool(false));
     let mut outer = BTreeMap::new();
     outer.insert("inner".to_owned(), Value::M(inner));
-    outer.insert("list".to_owned(), Value::L(vec![Value::N("1".into()), Value::Ss(vec!["x".into()])]));
+    outer.insert(
+        "list".to_owned(),
+        Value::L(vec![Value::N("1".into()), Value::Ss(vec!["x".into()])]),
+    );
     put("m", Value::M(outer));
 }
 

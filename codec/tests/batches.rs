@@ -28,7 +28,11 @@ fn every_shape_round_trips_exactly_at_every_level() {
         for shape in Shape::ALL {
             let items: Vec<Item> = (0..5).map(|n| sample::item(shape, n)).collect();
             let body = encode_items(&items, level);
-            assert_eq!(decode(&body).expect("decodes"), items, "{shape:?} level {level}");
+            assert_eq!(
+                decode(&body).expect("decodes"),
+                items,
+                "{shape:?} level {level}"
+            );
         }
     }
 }
@@ -112,7 +116,10 @@ fn raw_items_from_a_batch_are_the_bytes_python_would_see() {
     let mut decoder = BatchDecoder::default();
     let batch = decoder.decode(&zlib(json)).expect("decodes");
     let raw: Vec<&[u8]> = batch.iter().map(|r| r.as_bytes()).collect();
-    assert_eq!(raw, vec![&br#"{"a": {"S": "x"}}"#[..], br#"{"b":{"N":"1"}}"#]);
+    assert_eq!(
+        raw,
+        vec![&br#"{"a": {"S": "x"}}"#[..], br#"{"b":{"N":"1"}}"#]
+    );
 }
 
 fn item_error(json: &str) -> (ItemErrorKind, String) {
@@ -199,14 +206,20 @@ fn broken_zlib_streams_are_typed_errors() {
     let body = encode_items(&[sample::item(Shape::Medium, 1)], 6);
     assert_eq!(decode(&body[..body.len() / 2]), Err(DecodeError::Truncated));
     assert_eq!(decode(&[]), Err(DecodeError::Truncated));
-    assert!(matches!(decode(b"this is not zlib"), Err(DecodeError::Zlib(_))));
+    assert!(matches!(
+        decode(b"this is not zlib"),
+        Err(DecodeError::Zlib(_))
+    ));
     let mut trailing = body.clone();
     trailing.extend_from_slice(b"junk");
     assert_eq!(decode(&trailing), Err(DecodeError::TrailingData(4)));
     let mut flipped = body.clone();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0xff;
-    assert!(decode(&flipped).is_err(), "a flipped byte is caught (adler32 at the least)");
+    assert!(
+        decode(&flipped).is_err(),
+        "a flipped byte is caught (adler32 at the least)"
+    );
 }
 
 #[test]
@@ -243,8 +256,14 @@ fn raw_item_parse_rejects_anything_but_one_item() {
         RawItem::parse(br#"{"a":{"S":"x"}} {}"#),
         Err(RawItemError::Json { offset: 16, .. })
     ));
-    assert!(matches!(RawItem::parse(b""), Err(RawItemError::Json { .. })));
-    assert!(matches!(RawItem::parse(b"[1]"), Err(RawItemError::Json { .. })));
+    assert!(matches!(
+        RawItem::parse(b""),
+        Err(RawItemError::Json { .. })
+    ));
+    assert!(matches!(
+        RawItem::parse(b"[1]"),
+        Err(RawItemError::Json { .. })
+    ));
     assert!(matches!(
         RawItem::parse(br#"{"a":{"N":"x"}}"#),
         Err(RawItemError::Item(_))

@@ -61,6 +61,9 @@ pub struct Config {
     pub read_capacity_limit: Option<f64>,
     pub write_capacity_limit: Option<f64>,
     pub expected_bucket_owner: Option<String>,
+    /// Items per scan page (DynamoDB's 1 MB limit applies anyway). Not an environment
+    /// variable: `solace local` and tests set it for slow emulators.
+    pub scan_page_limit: Option<i32>,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             read_capacity_limit: optional("SOLACE_READ_CAPACITY_LIMIT")?,
             write_capacity_limit: optional("SOLACE_WRITE_CAPACITY_LIMIT")?,
             expected_bucket_owner: var("SOLACE_EXPECTED_BUCKET_OWNER"),
+            scan_page_limit: None,
         };
         if config.compression_level > 9 {
             return Err(ConfigError {

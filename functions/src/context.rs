@@ -62,7 +62,7 @@ impl Context {
             .entry(region.to_owned())
             .or_insert_with(|| solace_pipeline::aws::dynamodb_client(&self.sdk, region))
             .clone();
-        DynamoTable::new(client, name)
+        DynamoTable::new(client, name).with_page_limit(self.config.scan_page_limit)
     }
 
     /// The S3 client for `region`.

@@ -47,41 +47,58 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyh
 }
 
 /// Writes `count` sample items (every attribute type, sizes up to near 400 KB).
-pub async fn fill(client: &aws_sdk_dynamodb::Client, table: &str, count: u64) -> anyhow::Result<()> {
+pub async fn fill(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    count: u64,
+) -> anyhow::Result<()> {
     let items: Vec<_> = (0..count)
-        .map(|n| if n % 5000 == 17 { sample::item(sample::Shape::Huge, n) } else { sample::mixed(n) })
+        .map(|n| {
+            if n % 5000 == 17 {
+                sample::item(sample::Shape::Huge, n)
+            } else {
+                sample::mixed(n)
+            }
+        })
         .collect();
     let chunks: Vec<Vec<Item>> = items.chunks(25).map(<[Item]>::to_vec).collect();
-    futures::future::try_join_all(chunks.chunks(chunks.len().div_ceil(8).max(1)).map(|group| async move {
-        for chunk in group {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|i| {
-                    let put = PutRequest::builder().set_item(Some(to_sdk_item(i))).build()?;
-                    Ok::<_, anyhow::Error>(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<_, _>>()?;
-            while !pending.is_empty() {
-                let out = client
-                    .batch_write_item()
-                    .request_items(table, pending)
-                    .send()
-                    .await
-                    .context("filling the sample table")?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(table))
-                    .unwrap_or_default();
+    futures::future::try_join_all(chunks.chunks(chunks.len().div_ceil(8).max(1)).map(
+        |group| async move {
+            for chunk in group {
+                let mut pending: Vec<WriteRequest> = chunk
+                    .iter()
+                    .map(|i| {
+                        let put = PutRequest::builder()
+                            .set_item(Some(to_sdk_item(i)))
+                            .build()?;
+                        Ok::<_, anyhow::Error>(WriteRequest::builder().put_request(put).build())
+                    })
+                    .collect::<Result<_, _>>()?;
+                while !pending.is_empty() {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(table, pending)
+                        .send()
+                        .await
+                        .context("filling the sample table")?;
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(table))
+                        .unwrap_or_default();
+                }
             }
-        }
-        Ok::<_, anyhow::Error>(())
-    }))
+            Ok::<_, anyhow::Error>(())
+        },
+    ))
     .await?;
     Ok(())
 }
 
 /// Every item of a table, by key (a full scan).
-pub async fn contents(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<BTreeMap<String, Item>> {
+pub async fn contents(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> anyhow::Result<BTreeMap<String, Item>> {
     let mut out = BTreeMap::new();
     let mut start = None;
     loop {
@@ -115,7 +132,11 @@ pub struct Running {
 
 impl Running {
     /// Sets up queues and status tables, then runs the four functions in this process.
-    pub async fn start(sdk: &SdkConfig, options: LocalOptions, config: Config) -> anyhow::Result<Self> {
+    pub async fn start(
+        sdk: &SdkConfig,
+        options: LocalOptions,
+        config: Config,
+    ) -> anyhow::Result<Self> {
         let (config, queues) = local::setup(sdk, &options, config).await?;
         let ctx = Context::new(config, sdk.clone());
         let (stop, rx) = watch::channel(false);
@@ -123,7 +144,12 @@ impl Running {
             let (ctx, queues) = (ctx.clone(), queues.clone());
             async move { local::run(ctx, &queues, &options, rx).await }
         });
-        Ok(Running { ctx, queues, stop, task: Some(task) })
+        Ok(Running {
+            ctx,
+            queues,
+            stop,
+            task: Some(task),
+        })
     }
 
     /// Sends a request to the request queue; returns its task id (the message id).
@@ -182,7 +208,14 @@ impl Drop for Running {
 }
 
 /// A backup or restore request as an operator writes it.
-pub fn request(action: &str, segments: u32, table: &str, bucket: &str, prefix: &str, region: &str) -> serde_json::Value {
+pub fn request(
+    action: &str,
+    segments: u32,
+    table: &str,
+    bucket: &str,
+    prefix: &str,
+    region: &str,
+) -> serde_json::Value {
     serde_json::json!({
         "action": action,
         "total-segments": segments,
@@ -201,7 +234,9 @@ fn mib(bytes: u64) -> f64 {
 /// `solace demo`: the main job, printing progress and a summary.
 pub async fn demo(sdk: &SdkConfig, items: u64, segments: u32) -> anyhow::Result<()> {
     let started = Instant::now();
-    let region = sdk.region().map_or("us-east-1".to_owned(), |r| r.to_string());
+    let region = sdk
+        .region()
+        .map_or("us-east-1".to_owned(), |r| r.to_string());
     let run = format!("{}", std::process::id());
     let source = format!("solace-demo-source-{run}");
     let restored = format!("solace-demo-restored-{run}");
@@ -217,7 +252,9 @@ pub async fn demo(sdk: &SdkConfig, items: u64, segments: u32) -> anyhow::Result<
     if region != "us-east-1" {
         create = create.create_bucket_configuration(
             aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    region.as_str(),
+                ))
                 .build(),
         );
     }
@@ -225,7 +262,10 @@ pub async fn demo(sdk: &SdkConfig, items: u64, segments: u32) -> anyhow::Result<
     fill(&dynamodb, &source, items).await?;
 
     println!("2/6 starting solace local (the four functions on the emulator's queues)");
-    let options = LocalOptions { concurrency: segments.clamp(1, 8) as usize, ..LocalOptions::default() };
+    let options = LocalOptions {
+        concurrency: segments.clamp(1, 8) as usize,
+        ..LocalOptions::default()
+    };
     let local = Running::start(sdk, options, Config::from_env()?).await?;
 
     let report = |label: &'static str| {
@@ -235,24 +275,46 @@ pub async fn demo(sdk: &SdkConfig, items: u64, segments: u32) -> anyhow::Result<
                 last = (s.completed + s.failed, s.items);
                 println!(
                     "    {label}: {}/{} segments done ({} failed), {} items, {:.1} MiB",
-                    s.completed + s.failed, s.total, s.failed, s.items, mib(s.bytes)
+                    s.completed + s.failed,
+                    s.total,
+                    s.failed,
+                    s.items,
+                    mib(s.bytes)
                 );
             }
         }
     };
     println!("3/6 backup request → request-queue: {segments} segments to s3://{bucket}/{prefix}");
-    let backup_id = local.send(&request("backup", segments, &source, &bucket, &prefix, &region)).await?;
+    let backup_id = local
+        .send(&request(
+            "backup", segments, &source, &bucket, &prefix, &region,
+        ))
+        .await?;
     let backup = local
-        .wait(&local.ctx.config.backup_status_table, &backup_id, Duration::from_secs(3600), report("backup"))
+        .wait(
+            &local.ctx.config.backup_status_table,
+            &backup_id,
+            Duration::from_secs(3600),
+            report("backup"),
+        )
         .await?;
     if !backup.succeeded() {
         bail!("the backup failed: {:?}", backup.errors);
     }
 
     println!("4/6 restore request → request-queue: into table {restored}");
-    let restore_id = local.send(&request("restore", segments, &restored, &bucket, &prefix, &region)).await?;
+    let restore_id = local
+        .send(&request(
+            "restore", segments, &restored, &bucket, &prefix, &region,
+        ))
+        .await?;
     let restore = local
-        .wait(&local.ctx.config.restore_status_table, &restore_id, Duration::from_secs(3600), report("restore"))
+        .wait(
+            &local.ctx.config.restore_status_table,
+            &restore_id,
+            Duration::from_secs(3600),
+            report("restore"),
+        )
         .await?;
     local.stop().await;
     if !restore.succeeded() {
@@ -260,10 +322,18 @@ pub async fn demo(sdk: &SdkConfig, items: u64, segments: u32) -> anyhow::Result<
     }
 
     println!("5/6 verifying: scanning both tables");
-    let (a, b) = (contents(&dynamodb, &source).await?, contents(&dynamodb, &restored).await?);
+    let (a, b) = (
+        contents(&dynamodb, &source).await?,
+        contents(&dynamodb, &restored).await?,
+    );
     let mut objects = 0u64;
     let mut stored = 0u64;
-    let mut pages = s3.list_objects_v2().bucket(&bucket).prefix(&prefix).into_paginator().send();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         for o in page.context("listing the backup")?.contents() {
             objects += 1;
@@ -272,13 +342,30 @@ pub async fn demo(sdk: &SdkConfig, items: u64, segments: u32) -> anyhow::Result<
     }
     if a != b {
         let missing = a.keys().filter(|k| !b.contains_key(*k)).count();
-        let differ = a.iter().filter(|(k, v)| b.get(*k).is_some_and(|w| w != *v)).count();
-        bail!("verification FAILED: {} source items, {} restored, {missing} missing, {differ} different", a.len(), b.len());
+        let differ = a
+            .iter()
+            .filter(|(k, v)| b.get(*k).is_some_and(|w| w != *v))
+            .count();
+        bail!(
+            "verification FAILED: {} source items, {} restored, {missing} missing, {differ} different",
+            a.len(),
+            b.len()
+        );
     }
-    println!("    OK: the restored table equals the source ({} items)", a.len());
+    println!(
+        "    OK: the restored table equals the source ({} items)",
+        a.len()
+    );
     println!("6/6 summary");
-    println!("    items:   {} backed up, {} restored", backup.items, restore.items);
-    println!("    bytes:   {:.1} MiB of DynamoDB JSON, {:.1} MiB stored", mib(backup.bytes), mib(stored));
+    println!(
+        "    items:   {} backed up, {} restored",
+        backup.items, restore.items
+    );
+    println!(
+        "    bytes:   {:.1} MiB of DynamoDB JSON, {:.1} MiB stored",
+        mib(backup.bytes),
+        mib(stored)
+    );
     println!("    objects: {objects} under s3://{bucket}/{prefix}");
     println!("    time:    {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -14,7 +14,9 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -135,7 +137,11 @@ async fn queue(
 
 /// Creates the queues (with their redrive policies) and the status tables that are missing,
 /// under the default names, and returns the configuration pointing at them.
-pub async fn setup(sdk: &SdkConfig, options: &LocalOptions, mut config: Config) -> anyhow::Result<(Config, Queues)> {
+pub async fn setup(
+    sdk: &SdkConfig,
+    options: &LocalOptions,
+    mut config: Config,
+) -> anyhow::Result<(Config, Queues)> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let visibility = options.visibility_timeout;
     let max = options.max_receive_count;
@@ -149,11 +155,19 @@ pub async fn setup(sdk: &SdkConfig, options: &LocalOptions, mut config: Config) 
         (RESTORE_QUEUE, RESTORE_DLQ),
     ] {
         let dlq_url = urls[dlq].clone();
-        urls.insert(name, queue(&sqs, name, visibility, Some((&dlq_url, max))).await?);
+        urls.insert(
+            name,
+            queue(&sqs, name, visibility, Some((&dlq_url, max))).await?,
+        );
     }
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     for table in [&config.backup_status_table, &config.restore_status_table] {
-        let exists = dynamodb.describe_table().table_name(table.as_str()).send().await.is_ok();
+        let exists = dynamodb
+            .describe_table()
+            .table_name(table.as_str())
+            .send()
+            .await
+            .is_ok();
         if !exists {
             dynamodb
                 .create_table()
@@ -211,7 +225,11 @@ pub async fn run(
             }
         }
     }
-    info!(functions = 4, concurrency = options.concurrency, "solace local is running");
+    info!(
+        functions = 4,
+        concurrency = options.concurrency,
+        "solace local is running"
+    );
     for t in tasks {
         let _ = t.await;
     }
@@ -286,7 +304,11 @@ async fn invoke(
         event.records.push(record);
     }
     let deadline = Instant::now() + options.lambda_timeout;
-    let kill_after = options.chaos.as_ref().and_then(|c| c(function)).unwrap_or(options.lambda_timeout);
+    let kill_after = options
+        .chaos
+        .as_ref()
+        .and_then(|c| c(function))
+        .unwrap_or(options.lambda_timeout);
     let run = async {
         if options.duplicate {
             let (a, b) = tokio::join!(
@@ -297,13 +319,19 @@ async fn invoke(
             failed.extend(b.batch_item_failures);
             failed
         } else {
-            dispatch(ctx, function, event.clone(), deadline).await.batch_item_failures
+            dispatch(ctx, function, event.clone(), deadline)
+                .await
+                .batch_item_failures
         }
     };
     let failed = match tokio::time::timeout(kill_after.min(options.lambda_timeout), run).await {
         Ok(failed) => failed,
         Err(_) => {
-            warn!(function = function.name(), messages = receipts.len(), "invocation killed at its deadline; messages stay queued");
+            warn!(
+                function = function.name(),
+                messages = receipts.len(),
+                "invocation killed at its deadline; messages stay queued"
+            );
             return;
         }
     };
@@ -324,11 +352,28 @@ async fn invoke(
                 .ok()
         })
         .collect();
-    match ctx.sqs.delete_message_batch().queue_url(url).set_entries(Some(entries)).send().await {
+    match ctx
+        .sqs
+        .delete_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
         Ok(out) if !out.failed().is_empty() => {
-            warn!(function = function.name(), failed = out.failed().len(), "some deletes failed; those messages come back");
+            warn!(
+                function = function.name(),
+                failed = out.failed().len(),
+                "some deletes failed; those messages come back"
+            );
         }
-        Ok(_) => debug!(function = function.name(), deleted = receipts.len(), "messages deleted"),
-        Err(e) => warn!(function = function.name(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; messages come back"),
+        Ok(_) => debug!(
+            function = function.name(),
+            deleted = receipts.len(),
+            "messages deleted"
+        ),
+        Err(e) => {
+            warn!(function = function.name(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; messages come back")
+        }
     }
 }

@@ -48,7 +48,12 @@ async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), String> {
             .message_body(next.to_json())
             .send()
             .await
-            .map_err(|e| format!("re-routing: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "re-routing: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
         warn!(task_id = %message.task_id, segment = %segment, redrive = next.redrives, "segment re-routed");
         metrics("redrive", &[("Redrives", 1.0)]);
         return Ok(());
@@ -61,14 +66,17 @@ async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), String> {
     let reason = format!(
         "failed after {} redrives: {}",
         message.redrives,
-        last.as_deref().unwrap_or("no error was recorded (the function timed out or crashed)")
+        last.as_deref()
+            .unwrap_or("no error was recorded (the function timed out or crashed)")
     );
     let counted = status::end_segment(
         &ctx.status,
         &table,
         &message.task_id,
         segment,
-        &SegmentEnd::Failed { reason: reason.clone() },
+        &SegmentEnd::Failed {
+            reason: reason.clone(),
+        },
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -90,7 +90,11 @@ fn check_table_name(name: &str) -> Result<(), String> {
 }
 
 fn check_bucket_name(name: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("bucket-name {name:?} is not an S3 bucket name: {why}"));
+    let bad = |why: &str| {
+        Err(format!(
+            "bucket-name {name:?} is not an S3 bucket name: {why}"
+        ))
+    };
     if !(3..=63).contains(&name.len()) {
         return bad("3 to 63 characters");
     }
@@ -152,8 +156,7 @@ async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), String> {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let reason =
-                        format!("the backup's manifest {manifest_key} is unreadable: {e}");
+                    let reason = format!("the backup's manifest {manifest_key} is unreadable: {e}");
                     return reject(ctx, &task_id, &body, &reason).await;
                 }
             },
@@ -221,7 +224,12 @@ async fn reject(ctx: &Context, task_id: &str, body: &str, reason: &str) -> Resul
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| format!("recording the rejection: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))
+        .map_err(|e| {
+            format!(
+                "recording the rejection: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            )
+        })
 }
 
 /// Sends one message per segment, ten to a SendMessageBatch call, retrying failed entries.
@@ -264,12 +272,19 @@ async fn fan_out(ctx: &Context, task_id: &str, request: &Request) -> Result<(), 
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| format!("fanning out: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| {
+                    format!(
+                        "fanning out: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    )
+                })?;
             let failed: Vec<String> = out.failed().iter().map(|f| f.id().to_owned()).collect();
             pending.retain(|s| failed.contains(&format!("s{s}")));
         }
         if !pending.is_empty() {
-            return Err(format!("fanning out: segments {pending:?} could not be sent"));
+            return Err(format!(
+                "fanning out: segments {pending:?} could not be sent"
+            ));
         }
     }
     Ok(())
@@ -281,10 +296,25 @@ mod tests {
 
     #[test]
     fn region_names() {
-        for ok in ["us-east-1", "eu-central-2", "us-gov-west-1", "ap-southeast-7", "cn-north-1"] {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-7",
+            "cn-north-1",
+        ] {
             assert!(check_region("r", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "us-east", "US-EAST-1", "us-east-01", "useast1", "us_east_1", "us-east-1-x-y", "us-east-0"] {
+        for bad in [
+            "",
+            "us-east",
+            "US-EAST-1",
+            "us-east-01",
+            "useast1",
+            "us_east_1",
+            "us-east-1-x-y",
+            "us-east-0",
+        ] {
             assert!(check_region("r", bad).is_err(), "{bad}");
         }
     }
@@ -294,7 +324,17 @@ mod tests {
         for ok in ["my-bucket", "a.b.c", "abc", "123bucket"] {
             assert!(check_bucket_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "My-Bucket", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "a_b", &"a".repeat(64)] {
+        for bad in [
+            "ab",
+            "My-Bucket",
+            "-abc",
+            "abc-",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            "a_b",
+            &"a".repeat(64),
+        ] {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
     }

@@ -278,11 +278,24 @@ mod tests {
 
     #[test]
     fn predicates_follow_the_seed() {
-        let t = TaskStatus { total: 4, completed: 3, failed: 1, ..TaskStatus::default() };
+        let t = TaskStatus {
+            total: 4,
+            completed: 3,
+            failed: 1,
+            ..TaskStatus::default()
+        };
         assert!(t.is_done() && !t.succeeded() && t.failed());
-        let t = TaskStatus { total: 4, completed: 4, ..TaskStatus::default() };
+        let t = TaskStatus {
+            total: 4,
+            completed: 4,
+            ..TaskStatus::default()
+        };
         assert!(t.is_done() && t.succeeded() && !t.failed());
-        let t = TaskStatus { total: 4, completed: 2, ..TaskStatus::default() };
+        let t = TaskStatus {
+            total: 4,
+            completed: 2,
+            ..TaskStatus::default()
+        };
         assert!(!t.is_done());
     }
 }

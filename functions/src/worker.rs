@@ -87,32 +87,42 @@ async fn process(
                 Some(Checkpoint::Backup(c)) => c.clone(),
                 _ => BackupCheckpoint::default(),
             };
-            backup_segment(table, bucket, &job, &ctx.backup, from, stop_at, progress.clone())
-                .await
-                .map(|o| match o {
-                    Outcome::Completed(c) => {
-                        (true, Checkpoint::Backup(c.clone()), c.items, c.bytes)
-                    }
-                    Outcome::Paused(c) => (false, Checkpoint::Backup(c.clone()), c.items, c.bytes),
-                })
-                .map_err(|e| (e.error.is_retryable(), e.to_string()))
+            backup_segment(
+                table,
+                bucket,
+                &job,
+                &ctx.backup,
+                from,
+                stop_at,
+                progress.clone(),
+            )
+            .await
+            .map(|o| match o {
+                Outcome::Completed(c) => (true, Checkpoint::Backup(c.clone()), c.items, c.bytes),
+                Outcome::Paused(c) => (false, Checkpoint::Backup(c.clone()), c.items, c.bytes),
+            })
+            .map_err(|e| (e.error.is_retryable(), e.to_string()))
         }
         (None | Some(Checkpoint::Restore(_)), Action::Restore) => {
             let from = match &message.checkpoint {
                 Some(Checkpoint::Restore(c)) => c.clone(),
                 _ => RestoreCheckpoint::default(),
             };
-            restore_segment(table, bucket, &job, &ctx.restore, from, stop_at, progress.clone())
-                .await
-                .map(|o| match o {
-                    Outcome::Completed(c) => {
-                        (true, Checkpoint::Restore(c.clone()), c.items, c.bytes)
-                    }
-                    Outcome::Paused(c) => {
-                        (false, Checkpoint::Restore(c.clone()), c.items, c.bytes)
-                    }
-                })
-                .map_err(|e| (e.error.is_retryable(), e.to_string()))
+            restore_segment(
+                table,
+                bucket,
+                &job,
+                &ctx.restore,
+                from,
+                stop_at,
+                progress.clone(),
+            )
+            .await
+            .map(|o| match o {
+                Outcome::Completed(c) => (true, Checkpoint::Restore(c.clone()), c.items, c.bytes),
+                Outcome::Paused(c) => (false, Checkpoint::Restore(c.clone()), c.items, c.bytes),
+            })
+            .map_err(|e| (e.error.is_retryable(), e.to_string()))
         }
         _ => Err((false, "the checkpoint does not match the action".to_owned())),
     };
@@ -161,7 +171,10 @@ async fn process(
                 .send()
                 .await
                 .map_err(|e| {
-                    format!("sending the continuation: {}", aws_sdk_sqs::error::DisplayErrorContext(&e))
+                    format!(
+                        "sending the continuation: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    )
                 })?;
             info!(task_id = %task_id, segment = %segment, items_so_far = items, "segment continues in a new message");
             Ok(())
@@ -169,7 +182,8 @@ async fn process(
         Err((retryable, reason)) => {
             error!(task_id = %task_id, segment = %segment, retryable, error = %reason, "segment run failed");
             if let Err(e) =
-                status::note_segment_error(&ctx.status, &status_table, &task_id, segment, &reason).await
+                status::note_segment_error(&ctx.status, &status_table, &task_id, segment, &reason)
+                    .await
             {
                 warn!(task_id = %task_id, error = %e, "could not record the segment's error");
             }

@@ -43,9 +43,17 @@ fn encode_then_decode_round_trips_every_attribute_type() {
     let input = lines(&items);
     for level in ["0", "1", "6", "9"] {
         let encoded = solace(&["batch", "encode", "--level", level], &input);
-        assert!(encoded.status.success(), "{}", String::from_utf8_lossy(&encoded.stderr));
+        assert!(
+            encoded.status.success(),
+            "{}",
+            String::from_utf8_lossy(&encoded.stderr)
+        );
         let decoded = solace(&["batch", "decode"], &encoded.stdout);
-        assert!(decoded.status.success(), "{}", String::from_utf8_lossy(&decoded.stderr));
+        assert!(
+            decoded.status.success(),
+            "{}",
+            String::from_utf8_lossy(&decoded.stderr)
+        );
         let back: Vec<Item> = decoded
             .stdout
             .split(|b| *b == b'\n')
@@ -60,25 +68,48 @@ fn fails_with(args: &[&str], stdin: &[u8], needle: &str) {
     let out = solace(args, stdin);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{args:?} should fail");
-    assert_eq!(out.status.code(), Some(1), "a clean exit code, not a panic: {stderr}");
-    assert!(stderr.contains(needle), "{stderr:?} should mention {needle:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a clean exit code, not a panic: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "{stderr:?} should mention {needle:?}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn bad_input_is_named_and_exits_non_zero() {
-    fails_with(&["batch", "encode"], b"{\"a\":{\"S\":\"x\"}}\n{oops\n", "line 2");
-    fails_with(&["batch", "encode"], b"{\"a\":{\"SS\":[]}}\n", "SS set is empty");
-    fails_with(&["batch", "encode"], b"{\"a\":{\"N\":\"1x\"}}\n", "not a DynamoDB number");
+    fails_with(
+        &["batch", "encode"],
+        b"{\"a\":{\"S\":\"x\"}}\n{oops\n",
+        "line 2",
+    );
+    fails_with(
+        &["batch", "encode"],
+        b"{\"a\":{\"SS\":[]}}\n",
+        "SS set is empty",
+    );
+    fails_with(
+        &["batch", "encode"],
+        b"{\"a\":{\"N\":\"1x\"}}\n",
+        "not a DynamoDB number",
+    );
     fails_with(&["batch", "encode"], b"\xff\xfe\n", "not UTF-8");
     fails_with(&["batch", "encode", "--level", "12"], b"", "out of range");
     fails_with(&["batch", "decode"], b"not a batch", "bad zlib data");
     fails_with(&["batch", "decode"], b"", "truncated");
-    fails_with(&["batch", "decode", "--max-inflated", "10"], &{
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(&[b' '; 1000]).expect("write");
-        e.finish().expect("finish")
-    }, "more than 10 bytes");
+    fails_with(
+        &["batch", "decode", "--max-inflated", "10"],
+        &{
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&[b' '; 1000]).expect("write");
+            e.finish().expect("finish")
+        },
+        "more than 10 bytes",
+    );
 }
 
 #[test]

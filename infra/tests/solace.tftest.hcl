@@ -247,7 +247,7 @@ run "defaults" {
     condition = toset(flatten([for s in jsondecode(data.aws_iam_policy_document.redrive.json).Statement : s.Action])) == toset([
       "logs:CreateLogStream", "logs:PutLogEvents", "kms:Decrypt", "kms:GenerateDataKey",
       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
-      "sqs:SendMessage", "dynamodb:UpdateItem",
+      "sqs:SendMessage", "dynamodb:GetItem", "dynamodb:UpdateItem",
     ])
     error_message = "redrive role actions differ from CONTRACT.md"
   }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use solace_functions::cli_batch;
 
 #[derive(Parser)]
-#[command(name = "solace", version, about = "Serverless DynamoDB to S3 backup and restore")]
+#[command(
+    name = "solace",
+    version,
+    about = "Serverless DynamoDB to S3 backup and restore"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,7 +63,10 @@ enum BatchCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Local { lambda_timeout_secs, concurrency } => {
+        Command::Local {
+            lambda_timeout_secs,
+            concurrency,
+        } => {
             solace_functions::lambda::init_logging(false);
             runtime().and_then(|rt| rt.block_on(local(lambda_timeout_secs, concurrency)))
         }
@@ -67,16 +74,19 @@ fn main() -> ExitCode {
             solace_functions::lambda::init_logging(false);
             runtime().and_then(|rt| {
                 rt.block_on(async {
-                    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                    let sdk =
+                        aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
                     solace_functions::demo::demo(&sdk, items, segments).await
                 })
             })
         }
-        Command::Batch(BatchCommand::Encode { level }) => {
-            cli_batch::encode(BufReader::new(io::stdin().lock()), io::stdout().lock(), level)
-                .map(|n| eprintln!("encoded {n} items"))
-                .map_err(anyhow::Error::from)
-        }
+        Command::Batch(BatchCommand::Encode { level }) => cli_batch::encode(
+            BufReader::new(io::stdin().lock()),
+            io::stdout().lock(),
+            level,
+        )
+        .map(|n| eprintln!("encoded {n} items"))
+        .map_err(anyhow::Error::from),
         Command::Batch(BatchCommand::Decode { max_inflated }) => {
             cli_batch::decode(io::stdin().lock(), io::stdout().lock(), max_inflated)
                 .map(|n| eprintln!("decoded {n} items"))
@@ -93,7 +103,9 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 async fn local(lambda_timeout_secs: u64, concurrency: usize) -> anyhow::Result<()> {
@@ -106,7 +118,12 @@ async fn local(lambda_timeout_secs: u64, concurrency: usize) -> anyhow::Result<(
         concurrency,
         ..LocalOptions::default()
     };
-    let (config, queues) = setup(&sdk, &options, solace_functions::config::Config::from_env()?).await?;
+    let (config, queues) = setup(
+        &sdk,
+        &options,
+        solace_functions::config::Config::from_env()?,
+    )
+    .await?;
     for (name, url) in &queues.urls {
         tracing::info!(queue = name, url = %url, "queue ready");
     }

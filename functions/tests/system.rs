@@ -1,0 +1,482 @@
+//! The system as operators meet it, on the AWS emulator: requests on the request queue become
+//! finished backups and restores, counted exactly in the status tables, whatever fails.
+//!
+//! Each test runs its own `solace local` (in process) with its own status tables and queues
+//! (names prefixed per test), so the tests share one emulator without seeing each other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use solace_functions::config::Config;
+use solace_functions::demo::{Running, contents, create_table, fill, request};
+use solace_functions::local::LocalOptions;
+use solace_functions::status::TaskStatus;
+use solace_testkit::{Emulator, create_bucket, s3_client, unique_name};
+
+const REGION: &str = "us-east-1";
+
+async fn sdk() -> SdkConfig {
+    Emulator::shared().sdk_config(REGION).await
+}
+
+fn config(tag: &str) -> Config {
+    Config {
+        backup_queue_url: String::new(),
+        restore_queue_url: String::new(),
+        rejected_queue_url: String::new(),
+        backup_status_table: format!("{tag}-backup-table"),
+        restore_status_table: format!("{tag}-restore-table"),
+        max_segments: 64,
+        batch_bytes: 24 << 10,
+        compression_level: 1,
+        redrive_limit: 2,
+        deadline_margin: Duration::from_millis(1500),
+        read_capacity_limit: None,
+        write_capacity_limit: None,
+        expected_bucket_owner: None,
+        // The emulator scans a few hundred items a second: small pages keep each step of a
+        // segment well inside the short test deadline.
+        scan_page_limit: Some(60),
+    }
+}
+
+fn options() -> LocalOptions {
+    LocalOptions {
+        // Short enough to force several continuations per segment.
+        lambda_timeout: Duration::from_millis(4000),
+        visibility_timeout: Duration::from_secs(5),
+        max_receive_count: 2,
+        concurrency: 3,
+        batch_size: 10,
+        wait: Duration::from_secs(1),
+        duplicate: false,
+        chaos: None,
+    }
+}
+
+struct World {
+    sdk: SdkConfig,
+    dynamodb: aws_sdk_dynamodb::Client,
+    source: String,
+    bucket: String,
+}
+
+async fn world(items: u64) -> World {
+    let sdk = sdk().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let source = unique_name("src");
+    create_table(&dynamodb, &source).await.expect("table");
+    fill(&dynamodb, &source, items).await.expect("filled");
+    let bucket = unique_name("bkt");
+    create_bucket(&s3_client(&sdk), &bucket)
+        .await
+        .expect("bucket");
+    World {
+        sdk,
+        dynamodb,
+        source,
+        bucket,
+    }
+}
+
+/// Queue names are per process in SQS, so each test's runner gets its own by a unique
+/// endpoint-level prefix: we run tests of this binary one after another on the shared queues
+/// but with their own status tables, and drain the queues first.
+async fn start(tag: &str, options: LocalOptions) -> Running {
+    Running::start(&sdk().await, options, config(tag))
+        .await
+        .expect("solace local starts")
+}
+
+async fn backup_and_restore(
+    w: &World,
+    local: &Running,
+    segments: u32,
+    prefix: &str,
+) -> (TaskStatus, TaskStatus, String) {
+    let id = local
+        .send(&request(
+            "backup", segments, &w.source, &w.bucket, prefix, REGION,
+        ))
+        .await
+        .expect("sent");
+    let backup = local
+        .wait(
+            &local.ctx.config.backup_status_table,
+            &id,
+            Duration::from_secs(600),
+            |_| {},
+        )
+        .await
+        .expect("backup done");
+    let target = unique_name("dst");
+    create_table(&w.dynamodb, &target).await.expect("target");
+    let id = local
+        .send(&request(
+            "restore", segments, &target, &w.bucket, prefix, REGION,
+        ))
+        .await
+        .expect("sent");
+    let restore = local
+        .wait(
+            &local.ctx.config.restore_status_table,
+            &id,
+            Duration::from_secs(600),
+            |_| {},
+        )
+        .await
+        .expect("restore done");
+    (backup, restore, target)
+}
+
+async fn assert_equal_tables(w: &World, target: &str) {
+    let a = contents(&w.dynamodb, &w.source).await.expect("scan source");
+    let b = contents(&w.dynamodb, target).await.expect("scan target");
+    assert_eq!(a.len(), b.len(), "item counts");
+    assert!(a == b, "the restored table equals the source");
+}
+
+fn assert_exact(s: &TaskStatus, segments: u64, items: u64) {
+    assert_eq!(
+        (s.total, s.completed, s.failed),
+        (segments, segments, 0),
+        "{s:?}"
+    );
+    assert!(s.is_done() && s.succeeded() && !s.failed());
+    assert_eq!(s.items, items, "items counted once per segment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_passes_every_scenario() {
+    // One test function runs the scenarios in turn: SQS queue names are global to the
+    // emulator, so two runners at once would take each other's messages.
+    solace_functions::lambda::init_logging(false);
+    let w = world(900).await;
+    let rejected = bad_requests(&w).await;
+    assert!(rejected >= 30);
+    continuations(&w).await;
+    duplicates(&w).await;
+    crashes(&w).await;
+    failing_segment(&w).await;
+}
+
+/// 1. Several segments, a deadline short enough to force continuations.
+async fn continuations(w: &World) {
+    let local = start("cont", options()).await;
+    let (backup, restore, target) = backup_and_restore(w, &local, 4, "cont/").await;
+    local.stop().await;
+    assert_exact(&backup, 4, 900);
+    assert_exact(&restore, 4, 900);
+    assert_equal_tables(w, &target).await;
+}
+
+/// 3. Every message delivered twice.
+async fn duplicates(w: &World) {
+    let opts = LocalOptions {
+        duplicate: true,
+        lambda_timeout: Duration::from_secs(20),
+        visibility_timeout: Duration::from_secs(30),
+        ..options()
+    };
+    let local = start("dup", opts).await;
+    let (backup, restore, target) = backup_and_restore(w, &local, 4, "dup/").await;
+    local.stop().await;
+    assert_exact(&backup, 4, 900);
+    assert_exact(&restore, 4, 900);
+    assert_equal_tables(w, &target).await;
+}
+
+/// 2. Workers killed at random points: redelivery finishes with exact data and counters.
+async fn crashes(w: &World) {
+    for schedule in 0..20u64 {
+        let rng = Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(schedule)));
+        let chaos: solace_functions::local::Chaos = Arc::new(move |_f| {
+            let mut r = rng.lock().expect("rng");
+            // A third of the invocations die somewhere in their first 600 ms.
+            (r.u32(0..3) == 0).then(|| Duration::from_millis(r.u64(0..600)))
+        });
+        let opts = LocalOptions {
+            chaos: Some(chaos),
+            max_receive_count: 20,
+            visibility_timeout: Duration::from_secs(2),
+            ..options()
+        };
+        let local = start(&format!("crash{schedule}"), opts).await;
+        let prefix = format!("crash{schedule}/");
+        if schedule % 2 == 0 {
+            let (backup, restore, target) = backup_and_restore(w, &local, 2, &prefix).await;
+            assert_exact(&backup, 2, 900);
+            assert_exact(&restore, 2, 900);
+            if schedule % 5 == 0 {
+                assert_equal_tables(w, &target).await;
+            }
+        } else {
+            let id = local
+                .send(&request("backup", 3, &w.source, &w.bucket, &prefix, REGION))
+                .await
+                .expect("sent");
+            let s = local
+                .wait(
+                    &local.ctx.config.backup_status_table,
+                    &id,
+                    Duration::from_secs(600),
+                    |_| {},
+                )
+                .await
+                .expect("done");
+            assert_exact(&s, 3, 900);
+        }
+        local.stop().await;
+    }
+}
+
+/// 4. A segment that cannot succeed ends counted failed exactly once, with its reason,
+/// after the configured redrives, while the others complete.
+async fn failing_segment(w: &World) {
+    let local = start(
+        "fail",
+        LocalOptions {
+            lambda_timeout: Duration::from_secs(20),
+            ..options()
+        },
+    )
+    .await;
+    let id = local
+        .send(&request("backup", 3, &w.source, &w.bucket, "fail/", REGION))
+        .await
+        .expect("sent");
+    let backup = local
+        .wait(
+            &local.ctx.config.backup_status_table,
+            &id,
+            Duration::from_secs(300),
+            |_| {},
+        )
+        .await
+        .expect("backup");
+    assert_exact(&backup, 3, 900);
+    // Corrupt one batch of segment 1.
+    let s3 = s3_client(&w.sdk);
+    s3.put_object()
+        .bucket(&w.bucket)
+        .key("fail/0x1/0x0")
+        .body(b"this is not a zlib stream".to_vec().into())
+        .send()
+        .await
+        .expect("corrupted");
+    let target = unique_name("dst");
+    create_table(&w.dynamodb, &target).await.expect("target");
+    let id = local
+        .send(&request("restore", 3, &target, &w.bucket, "fail/", REGION))
+        .await
+        .expect("sent");
+    let restore = local
+        .wait(
+            &local.ctx.config.restore_status_table,
+            &id,
+            Duration::from_secs(300),
+            |_| {},
+        )
+        .await
+        .expect("restore ends");
+    // Let any late duplicate of the dead segment run: it must not be counted again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = solace_functions::status::read_task(
+        &local.ctx.status,
+        &local.ctx.config.restore_status_table,
+        &id,
+    )
+    .await
+    .expect("read")
+    .expect("task");
+    local.stop().await;
+    assert_eq!(
+        (restore.total, restore.completed, restore.failed),
+        (3, 2, 1),
+        "{restore:?}"
+    );
+    assert!(restore.is_done() && !restore.succeeded() && restore.failed());
+    assert_eq!((later.completed, later.failed), (2, 1), "counted once");
+    let reason = &restore.errors["0x1"];
+    assert!(
+        reason.contains("fail/0x1/0x0")
+            && reason.contains("zlib")
+            && reason.contains("after 2 redrives"),
+        "{reason}"
+    );
+}
+
+/// 5. A catalog of bad requests: each rejected with its reason, nothing fanned out.
+async fn bad_requests(w: &World) -> usize {
+    let local = start("bad", options()).await;
+    let good = request("backup", 2, &w.source, &w.bucket, "bad/", REGION);
+    let with = |k: &str, v: serde_json::Value| {
+        let mut r = good.clone();
+        r[k] = v;
+        r.to_string()
+    };
+    let without = |k: &str| {
+        let mut r = good.clone();
+        r.as_object_mut().expect("object").remove(k);
+        r.to_string()
+    };
+    use serde_json::json;
+    let catalog: Vec<(String, &str)> = vec![
+        ("not json".into(), "not JSON"),
+        ("".into(), "not JSON"),
+        ("[1,2]".into(), "JSON object"),
+        ("42".into(), "JSON object"),
+        ("{\"action\": \"backup\"".into(), "not JSON"),
+        (without("action"), "missing field `action`"),
+        (without("total-segments"), "missing field `total-segments`"),
+        (without("table-region"), "missing field `table-region`"),
+        (without("table-name"), "missing field `table-name`"),
+        (without("bucket-region"), "missing field `bucket-region`"),
+        (without("bucket-name"), "missing field `bucket-name`"),
+        (without("bucket-prefix"), "missing field `bucket-prefix`"),
+        (with("extra", json!(1)), "unknown field `extra`"),
+        (with("action", json!("delete")), "unknown variant `delete`"),
+        (with("action", json!(1)), "invalid type"),
+        (
+            with("total-segments", json!(0)),
+            "total-segments must be 1 to 64",
+        ),
+        (with("total-segments", json!(-1)), "invalid value"),
+        (
+            with("total-segments", json!(65)),
+            "total-segments must be 1 to 64",
+        ),
+        (with("total-segments", json!(1e12)), "invalid type"),
+        (with("total-segments", json!("4")), "invalid type"),
+        (with("total-segments", json!(2.5)), "invalid type"),
+        (with("table-region", json!("mars-1")), "not an AWS region"),
+        (with("table-region", json!("")), "not an AWS region"),
+        (
+            with("bucket-region", json!("US-EAST-1")),
+            "not an AWS region",
+        ),
+        (with("table-name", json!("ab")), "not a DynamoDB table name"),
+        (
+            with("table-name", json!("bad name!")),
+            "not a DynamoDB table name",
+        ),
+        (
+            with("table-name", json!("x".repeat(256))),
+            "not a DynamoDB table name",
+        ),
+        (
+            with("bucket-name", json!("Bad_Bucket")),
+            "not an S3 bucket name",
+        ),
+        (with("bucket-name", json!("ab")), "not an S3 bucket name"),
+        (
+            with("bucket-name", json!("192.168.0.1")),
+            "not an S3 bucket name",
+        ),
+        (with("bucket-prefix", json!(7)), "invalid type"),
+        (with("bucket-prefix", json!("/abs")), "must not start with"),
+        (with("table-name", json!(null)), "invalid type"),
+    ];
+    // A restore whose segment count differs from the backup's manifest.
+    let id = local.send(&good).await.expect("sent");
+    local
+        .wait(
+            &local.ctx.config.backup_status_table,
+            &id,
+            Duration::from_secs(300),
+            |_| {},
+        )
+        .await
+        .expect("the good backup completes");
+    let mut restore = request("restore", 3, &w.source, &w.bucket, "bad/", REGION);
+    restore["table-name"] = json!(unique_name("never"));
+    let mut catalog = catalog;
+    catalog.push((restore.to_string(), "was made with 2"));
+
+    let sqs = &local.ctx.sqs;
+    let mut ids = Vec::new();
+    for (body, _) in &catalog {
+        let out = sqs
+            .send_message()
+            .queue_url(local.queues.url(solace_functions::local::REQUEST_QUEUE))
+            .message_body(if body.is_empty() { " " } else { body })
+            .send()
+            .await
+            .expect("sent");
+        ids.push(out.message_id.expect("id"));
+    }
+    // Collect the rejections with their reasons.
+    let mut reasons = std::collections::HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while reasons.len() < catalog.len() && tokio::time::Instant::now() < deadline {
+        let out = sqs
+            .receive_message()
+            .queue_url(local.queues.url(solace_functions::local::REJECTED_QUEUE))
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for m in out.messages() {
+            let v: serde_json::Value =
+                serde_json::from_str(m.body().unwrap_or_default()).expect("json");
+            reasons.insert(
+                v["task-id"].as_str().unwrap_or_default().to_owned(),
+                v["reason"].as_str().unwrap_or_default().to_owned(),
+            );
+            sqs.delete_message()
+                .queue_url(local.queues.url(solace_functions::local::REJECTED_QUEUE))
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    for ((body, expected), id) in catalog.iter().zip(&ids) {
+        let reason = reasons
+            .get(id)
+            .unwrap_or_else(|| panic!("no rejection for {body}"));
+        assert!(
+            reason.contains(expected),
+            "{body}: {reason:?} should say {expected:?}"
+        );
+        for table in [
+            &local.ctx.config.backup_status_table,
+            &local.ctx.config.restore_status_table,
+        ] {
+            let task = solace_functions::status::read_task(&local.ctx.status, table, id)
+                .await
+                .expect("read");
+            assert!(task.is_none(), "{body} recorded no task");
+        }
+    }
+    // Nothing was fanned out: the work queues are empty.
+    for q in [
+        solace_functions::local::BACKUP_QUEUE,
+        solace_functions::local::RESTORE_QUEUE,
+    ] {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(local.queues.url(q))
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .expect("attributes");
+        let n = |name: aws_sdk_sqs::types::QueueAttributeName| {
+            attrs
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        assert_eq!(
+            n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible),
+            0,
+            "{q} is empty"
+        );
+    }
+    local.stop().await;
+    catalog.len()
+}
