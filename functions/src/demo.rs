@@ -61,36 +61,29 @@ pub async fn fill(
             }
         })
         .collect();
-    let chunks: Vec<Vec<Item>> = items.chunks(25).map(<[Item]>::to_vec).collect();
-    futures::future::try_join_all(chunks.chunks(chunks.len().div_ceil(8).max(1)).map(
-        |group| async move {
-            for chunk in group {
-                let mut pending: Vec<WriteRequest> = chunk
-                    .iter()
-                    .map(|i| {
-                        let put = PutRequest::builder()
-                            .set_item(Some(to_sdk_item(i)))
-                            .build()?;
-                        Ok::<_, anyhow::Error>(WriteRequest::builder().put_request(put).build())
-                    })
-                    .collect::<Result<_, _>>()?;
-                while !pending.is_empty() {
-                    let out = client
-                        .batch_write_item()
-                        .request_items(table, pending)
-                        .send()
-                        .await
-                        .context("filling the sample table")?;
-                    pending = out
-                        .unprocessed_items
-                        .and_then(|mut m| m.remove(table))
-                        .unwrap_or_default();
-                }
-            }
-            Ok::<_, anyhow::Error>(())
-        },
-    ))
-    .await?;
+    for chunk in items.chunks(25) {
+        let mut pending: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|i| {
+                let put = PutRequest::builder()
+                    .set_item(Some(to_sdk_item(i)))
+                    .build()?;
+                Ok::<_, anyhow::Error>(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<_, _>>()?;
+        while !pending.is_empty() {
+            let out = client
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await
+                .context("filling the sample table")?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(table))
+                .unwrap_or_default();
+        }
+    }
     Ok(())
 }
 

@@ -126,13 +126,32 @@ async fn queue(
         let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max});
         create = create.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
     }
-    let url = create
-        .send()
-        .await
-        .with_context(|| format!("creating queue {name}"))?
-        .queue_url
-        .context("CreateQueue returned no URL")?;
-    Ok(url)
+    let attributes = create.get_attributes().clone().unwrap_or_default();
+    match create.send().await {
+        Ok(out) => out.queue_url.context("CreateQueue returned no URL"),
+        // It exists with other settings (an earlier run's): take it and apply ours.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_queue_name_exists()) =>
+        {
+            let url = sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .with_context(|| format!("finding queue {name}"))?
+                .queue_url
+                .context("GetQueueUrl returned no URL")?;
+            sqs.set_queue_attributes()
+                .queue_url(&url)
+                .set_attributes(Some(attributes))
+                .send()
+                .await
+                .with_context(|| format!("updating queue {name}"))?;
+            Ok(url)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("creating queue {name}"))),
+    }
 }
 
 /// Creates the queues (with their redrive policies) and the status tables that are missing,
