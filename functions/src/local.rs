@@ -57,6 +57,9 @@ pub struct LocalOptions {
     /// Every message is handled twice (at-least-once delivery, at its worst).
     pub duplicate: bool,
     pub chaos: Option<Chaos>,
+    /// Put before every queue name (empty by default: the names of SPEC §4); lets several
+    /// runners share one endpoint without taking each other's messages.
+    pub queue_prefix: String,
 }
 
 impl std::fmt::Debug for LocalOptions {
@@ -82,6 +85,7 @@ impl Default for LocalOptions {
             wait: Duration::from_secs(1),
             duplicate: false,
             chaos: None,
+            queue_prefix: String::new(),
         }
     }
 }
@@ -165,8 +169,12 @@ pub async fn setup(
     let visibility = options.visibility_timeout;
     let max = options.max_receive_count;
     let mut urls = HashMap::new();
+    let p = &options.queue_prefix;
     for dlq in [REQUEST_DLQ, BACKUP_DLQ, RESTORE_DLQ, REJECTED_QUEUE] {
-        urls.insert(dlq, queue(&sqs, dlq, visibility, None).await?);
+        urls.insert(
+            dlq,
+            queue(&sqs, &format!("{p}{dlq}"), visibility, None).await?,
+        );
     }
     for (name, dlq) in [
         (REQUEST_QUEUE, REQUEST_DLQ),
