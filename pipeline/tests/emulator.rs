@@ -258,7 +258,13 @@ async fn an_interrupted_backup_resumes_to_the_same_objects_and_restores_exactly(
             .keys()
             .chain(resumed.keys())
             .filter(|k| whole.get(*k) != resumed.get(*k))
-            .map(|k| format!("{k}: whole {:?} resumed {:?}", summary(&whole, k), summary(&resumed, k)))
+            .map(|k| {
+                format!(
+                    "{k}: whole {:?} resumed {:?}",
+                    summary(&whole, k),
+                    summary(&resumed, k)
+                )
+            })
             .collect();
         panic!("the resumed backup wrote other batches: {diff:#?}");
     }
