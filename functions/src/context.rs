@@ -85,6 +85,28 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Sends a segment message to its action's work queue.
+    pub async fn send_segment(
+        &self,
+        message: &crate::message::SegmentMessage,
+        what: &str,
+    ) -> Result<(), String> {
+        let queue = match message.request.action {
+            crate::message::Action::Backup => &self.config.backup_queue_url,
+            crate::message::Action::Restore => &self.config.restore_queue_url,
+        };
+        self.sqs
+            .send_message()
+            .queue_url(queue)
+            .message_body(message.to_json())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))
+    }
+}
+
 /// A partial batch response failing the given message ids.
 pub fn failures(ids: Vec<String>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();

@@ -7,7 +7,7 @@ use solace_codec::SegmentId;
 use tracing::{error, info, warn};
 
 use crate::context::{Context, failures, metrics};
-use crate::message::{Action, SegmentMessage};
+use crate::message::SegmentMessage;
 use crate::status::{self, SegmentEnd};
 
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
@@ -38,22 +38,7 @@ async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), String> {
             redrives: message.redrives + 1,
             ..message.clone()
         };
-        let queue = match action {
-            Action::Backup => &ctx.config.backup_queue_url,
-            Action::Restore => &ctx.config.restore_queue_url,
-        };
-        ctx.sqs
-            .send_message()
-            .queue_url(queue)
-            .message_body(next.to_json())
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "re-routing: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                )
-            })?;
+        ctx.send_segment(&next, "re-routing").await?;
         warn!(task_id = %message.task_id, segment = %segment, redrive = next.redrives, "segment re-routed");
         metrics("redrive", &[("Redrives", 1.0)]);
         return Ok(());

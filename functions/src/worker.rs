@@ -160,22 +160,7 @@ async fn process(
                 checkpoint: Some(checkpoint),
                 ..message.clone()
             };
-            let queue = match action {
-                Action::Backup => &ctx.config.backup_queue_url,
-                Action::Restore => &ctx.config.restore_queue_url,
-            };
-            ctx.sqs
-                .send_message()
-                .queue_url(queue)
-                .message_body(next.to_json())
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "sending the continuation: {}",
-                        aws_sdk_sqs::error::DisplayErrorContext(&e)
-                    )
-                })?;
+            ctx.send_segment(&next, "sending the continuation").await?;
             info!(task_id = %task_id, segment = %segment, items_so_far = items, "segment continues in a new message");
             Ok(())
         }
