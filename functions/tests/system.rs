@@ -31,9 +31,9 @@ fn config(tag: &str) -> Config {
         batch_bytes: 24 << 10,
         compression_level: 1,
         redrive_limit: 2,
-        // Stop starting new work after 1.5 s of a 10 s "Lambda": continuations every few
+        // Stop starting new work after 4 s of a 10 s "Lambda": continuations every few
         // batches, and room for a loaded machine to finish what is in flight.
-        deadline_margin: Duration::from_millis(8500),
+        deadline_margin: Duration::from_millis(6000),
         read_capacity_limit: None,
         write_capacity_limit: None,
         expected_bucket_owner: None,
