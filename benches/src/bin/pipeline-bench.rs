@@ -1,13 +1,24 @@
 //! Pipeline throughput against the analytical bound of its slowest stage, and peak resident
 //! memory, on generated latency-simulated stores (see `solace_benches::pipeline_sim`).
 //!
-//! `pipeline-bench` with no scenario runs the whole matrix, each (scenario, size) in its own
-//! child process (this binary re-invoked) so peak memory does not mix, and prints a markdown
-//! table. `pipeline-bench --scenario backup-io --size-gb 2` runs one in this process.
+//! With no `--json`, runs the matrix (each scenario at its default sizes, or `--sizes-gb`),
+//! each (scenario, size) in its own child process (this binary re-invoked) so peak memory
+//! does not mix, and prints a markdown table; progress and per-stage detail go to stderr.
+//! `--scenario backup-io --size-gb 2 --json` runs one in this process and prints its report.
 //!
-//! Options (milliseconds and counts; defaults per scenario):
-//! `--scenarios a,b` `--sizes-gb 0.5,2` `--scan-ms` `--put-ms` `--get-ms` `--write-ms`
-//! `--scan-prefetch` `--upload-concurrency` `--prefetch` `--write-concurrency` `--json`.
+//! Bounds, in uncompressed item JSON bytes per second:
+//! - backup: min(scan = page bytes / scan latency (sequential), upload = upload_concurrency x
+//!   batch bytes / PUT latency, encode = the codec on one core, measured in the same process);
+//! - restore: min(download = prefetch x batch bytes / GET latency, write = write_concurrency x
+//!   chunk bytes / BatchWriteItem latency, decode = the codec on one core, measured likewise).
+//!
+//! I/O latencies are the actual mean durations of the simulated sleeps (measured on the idle
+//! runtime before the run), not the nominal ones. An I/O-bound scenario sets its stage's
+//! latency (unless given) so that its bound is half the measured codec rate.
+//!
+//! Options (milliseconds and counts): `--scenarios a,b` `--sizes-gb 0.5,2` `--scan-ms`
+//! `--put-ms` `--get-ms` `--write-ms` `--scan-prefetch` `--upload-concurrency` `--prefetch`
+//! `--write-concurrency` `--json`.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -794,9 +805,12 @@ fn main() {
     println!();
     println!(
         "Rates are uncompressed item JSON bytes per second; MB = 10^6 bytes, GB = 10^9 bytes of \
-         item JSON. Pipeline settings are the defaults unless given. The encode/decode bound is \
-         the codec on one core, wall time, measured in the same process before and after the \
-         run (mean). CPU s/GB: the whole process during the run, and the codec alone. Timer: \
-         how much longer the limiting I/O stage's simulated latency actually sleeps (idle)."
+         item JSON. Pipeline settings are the defaults unless given. Latency: nominal, and how \
+         much longer the simulated sleep actually takes (measured on the idle runtime; the \
+         bounds use the actual). Encode/decode bound: the codec on one core, wall time, in the \
+         same process before and after the run (mean). Kept busy: the slowest I/O stage's \
+         calls in flight, time-averaged, of its concurrency; or the process's CPU use in \
+         cores. CPU s/GB: the whole process during the run (the codec alone). Load: the \
+         machine's 1-minute load average before and after."
     );
 }
