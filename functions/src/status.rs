@@ -81,11 +81,28 @@ pub async fn create_task(
         .expression_attribute_names("#id", "task-id")
         .send()
         .await;
+    conditional(table, out)
+}
+
+/// `Ok(true)` when a conditional write happened, `Ok(false)` when its condition refused it.
+fn conditional<T, E>(
+    table: &str,
+    out: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+) -> Result<bool, StatusError>
+where
+    E: std::error::Error + Send + Sync + 'static + ConditionFailed,
+{
     match out {
         Ok(_) => Ok(true),
         Err(e)
             if e.as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                .is_some_and(ConditionFailed::condition_failed) =>
         {
             Ok(false)
         }
@@ -93,6 +110,23 @@ pub async fn create_task(
             table: table.to_owned(),
             message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
         }),
+    }
+}
+
+/// The service errors of the conditional writes above.
+trait ConditionFailed {
+    fn condition_failed(&self) -> bool;
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::put_item::PutItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
     }
 }
 
@@ -150,19 +184,7 @@ pub async fn end_segment(
         .expression_attribute_values(":now", s(now_rfc3339()))
         .send()
         .await;
-    match out {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(StatusError {
-            table: table.to_owned(),
-            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-        }),
-    }
+    conditional(table, out)
 }
 
 /// Records the last error of a segment that will be retried, for the operator and for the

@@ -282,6 +282,21 @@ async fn encode(
             let _ = batches.send(Err(e)).await;
             return;
         }
+        // The scan position must survive into the checkpoint: resuming without it would
+        // rescan from the start under later batch numbers and duplicate items.
+        let resume_key = match &start_key {
+            None => None,
+            Some(key) => match sdk::from_sdk_item(key) {
+                Some(k) => Some(k),
+                None => {
+                    let error = PipelineError::Encode(format!(
+                        "the scan position has an attribute type this codec does not know: {key:?}"
+                    ));
+                    let _ = batches.send(Err(error)).await;
+                    return;
+                }
+            },
+        };
         let closed = match batch {
             Some(EncodedBatch {
                 body,
@@ -291,7 +306,7 @@ async fn encode(
                 let id = BatchId(next.next_batch);
                 next = BackupCheckpoint {
                     next_batch: next.next_batch + 1,
-                    start_key: start_key.as_ref().and_then(sdk::from_sdk_item),
+                    start_key: resume_key,
                     items: next.items + items as u64,
                     bytes: next.bytes + json_bytes as u64,
                 };
