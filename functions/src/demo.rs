@@ -168,15 +168,17 @@ impl Running {
         mut report: impl FnMut(&TaskStatus),
     ) -> anyhow::Result<TaskStatus> {
         let end = Instant::now() + timeout;
+        let mut last = None;
         loop {
             if let Some(s) = status::read_task(&self.ctx.status, table, task_id).await? {
                 report(&s);
                 if s.is_done() {
                     return Ok(s);
                 }
+                last = Some(s);
             }
             if Instant::now() > end {
-                bail!("task {task_id} not done after {timeout:?}");
+                bail!("task {task_id} not done after {timeout:?}; its status: {last:?}");
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -57,6 +58,8 @@ pub struct LocalOptions {
     /// Every message is handled twice (at-least-once delivery, at its worst).
     pub duplicate: bool,
     pub chaos: Option<Chaos>,
+    /// Counts what the runner did (shared by clones of these options).
+    pub stats: Arc<Stats>,
     /// Put before every queue name (empty by default: the names of SPEC §4); lets several
     /// runners share one endpoint without taking each other's messages.
     pub queue_prefix: String,
@@ -85,8 +88,35 @@ impl Default for LocalOptions {
             wait: Duration::from_secs(1),
             duplicate: false,
             chaos: None,
+            stats: Arc::default(),
             queue_prefix: String::new(),
         }
+    }
+}
+
+/// Invocations per function and invocations killed (at the deadline or by the chaos hook).
+#[derive(Debug, Default)]
+pub struct Stats {
+    invocations: [AtomicUsize; 4],
+    killed: AtomicUsize,
+}
+
+impl Stats {
+    fn slot(function: Function) -> usize {
+        match function {
+            Function::Request => 0,
+            Function::Backup => 1,
+            Function::Restore => 2,
+            Function::Redrive => 3,
+        }
+    }
+
+    pub fn invocations(&self, function: Function) -> usize {
+        self.invocations[Self::slot(function)].load(Ordering::Relaxed)
+    }
+
+    pub fn killed(&self) -> usize {
+        self.killed.load(Ordering::Relaxed)
     }
 }
 
@@ -184,7 +214,13 @@ pub async fn setup(
         let dlq_url = urls[dlq].clone();
         urls.insert(
             name,
-            queue(&sqs, name, visibility, Some((&dlq_url, max))).await?,
+            queue(
+                &sqs,
+                &format!("{p}{name}"),
+                visibility,
+                Some((&dlq_url, max)),
+            )
+            .await?,
         );
     }
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
@@ -330,6 +366,7 @@ async fn invoke(
         }
         event.records.push(record);
     }
+    options.stats.invocations[Stats::slot(function)].fetch_add(1, Ordering::Relaxed);
     let deadline = Instant::now() + options.lambda_timeout;
     let kill_after = options
         .chaos
@@ -354,6 +391,7 @@ async fn invoke(
     let failed = match tokio::time::timeout(kill_after.min(options.lambda_timeout), run).await {
         Ok(failed) => failed,
         Err(_) => {
+            options.stats.killed.fetch_add(1, Ordering::Relaxed);
             warn!(
                 function = function.name(),
                 messages = receipts.len(),

@@ -184,7 +184,18 @@ pub async fn end_segment(
         .expression_attribute_values(":now", s(now_rfc3339()))
         .send()
         .await;
-    conditional(table, out)
+    let counted = conditional(table, out)?;
+    // Refused: counted before, or no such task here at all (a message sent to the wrong
+    // deployment, a status item deleted by hand). The second must not pass for the first,
+    // or the segment would vanish from every count; as an error the message is retried and
+    // dead-lettered where an operator sees it.
+    if !counted && read_task(client, table, task_id).await?.is_none() {
+        return Err(StatusError {
+            table: table.to_owned(),
+            message: format!("no task {task_id}: segment {name} cannot be counted"),
+        });
+    }
+    Ok(counted)
 }
 
 /// Records the last error of a segment that will be retried, for the operator and for the

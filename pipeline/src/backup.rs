@@ -6,6 +6,7 @@
 //! Compression runs on the blocking pool, never on the reactor's workers.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -70,8 +71,14 @@ struct Closed {
 /// Backs up `job`'s segment from `from` until it is complete or `deadline` passes.
 ///
 /// Returns `Completed` once every batch and the segment marker are in S3, or `Paused` with
-/// the checkpoint to continue from. Each durable batch advances the checkpoint; a resumed run
-/// writes exactly the objects an uninterrupted run would.
+/// the checkpoint to continue from. Each durable batch advances the checkpoint.
+///
+/// Batch boundaries depend on the data only (a batch closes on the first page boundary at or
+/// past the target), never on the clock: a resumed run writes exactly the objects an
+/// uninterrupted run would, so two runs of one continuation (SQS delivers at least once)
+/// write identical objects and cannot interleave into a wrong backup. The deadline is
+/// honoured only after this run has closed a batch, so every run moves the checkpoint,
+/// however slow the table; a batch must fit in the deadline margin.
 pub async fn backup_segment<T: Table, O: Objects>(
     table: Arc<T>,
     objects: Arc<O>,
@@ -85,6 +92,7 @@ pub async fn backup_segment<T: Table, O: Objects>(
     let limiter = CapacityLimiter::new(config.read_capacity_per_second);
     let (page_tx, page_rx) = mpsc::channel(config.scan_prefetch.max(1));
     let (batch_tx, batch_rx) = mpsc::channel(1);
+    let closed_one = Arc::new(AtomicBool::new(false));
 
     let scanner = tokio::spawn(scan(
         table,
@@ -94,9 +102,16 @@ pub async fn backup_segment<T: Table, O: Objects>(
         retrier.clone(),
         limiter,
         deadline,
+        closed_one.clone(),
         page_tx,
     ));
-    let encoder = tokio::spawn(encode(config.encoder, from.clone(), page_rx, batch_tx));
+    let encoder = tokio::spawn(encode(
+        config.encoder,
+        from.clone(),
+        page_rx,
+        batch_tx,
+        closed_one,
+    ));
     // Abort the stages however this function ends, so nothing runs on after it returns.
     let _guards = (AbortOnDrop(scanner), AbortOnDrop(encoder));
 
@@ -203,10 +218,12 @@ async fn scan<T: Table>(
     retrier: Retrier,
     limiter: CapacityLimiter,
     deadline: Instant,
+    closed_one: Arc<AtomicBool>,
     pages: mpsc::Sender<PageMsg>,
 ) {
     loop {
-        if Instant::now() >= deadline {
+        // Past the deadline, scanning goes on until this run has closed a batch.
+        if Instant::now() >= deadline && closed_one.load(Ordering::Acquire) {
             return;
         }
         let page = retrier
@@ -237,6 +254,7 @@ async fn encode(
     from: BackupCheckpoint,
     mut pages: mpsc::Receiver<PageMsg>,
     batches: mpsc::Sender<Result<Closed, PipelineError>>,
+    closed_one: Arc<AtomicBool>,
 ) {
     let mut encoder = BatchEncoder::new(config);
     let mut next = from;
@@ -329,6 +347,7 @@ async fn encode(
             None => None,
         };
         if let Some(closed) = closed {
+            closed_one.store(true, Ordering::Release);
             if batches.send(Ok(closed)).await.is_err() || last {
                 return;
             }

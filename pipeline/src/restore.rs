@@ -8,7 +8,10 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use std::collections::VecDeque;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use solace_codec::sdk::SdkItem;
 use solace_codec::{BatchDecoder, BatchId, DecodeError};
 use tokio::time::Instant;
@@ -53,7 +56,6 @@ impl Default for RestoreConfig {
 
 struct Decoded {
     id: BatchId,
-    key: String,
     items: Vec<(SdkItem, usize)>,
     json_bytes: usize,
     stored_bytes: usize,
@@ -131,7 +133,6 @@ pub async fn restore_segment<T: Table, O: Objects>(
             match joined {
                 Ok((items, json_bytes, stored_bytes)) => Ok(Ok(Decoded {
                     id,
-                    key,
                     items,
                     json_bytes,
                     stored_bytes,
@@ -142,56 +143,112 @@ pub async fn restore_segment<T: Table, O: Objects>(
         .buffered(2);
     futures::pin_mut!(decoded);
 
+    // Writes run across batch boundaries: the chunks of the next batch start as slots free
+    // up at the tail of this one, so the writer never drains at a boundary. The checkpoint
+    // moves only over batches whose every chunk is written, in order.
+    let width = config.write_concurrency.max(1);
     let mut checkpoint = from.clone();
+    let mut taken = 0usize;
+    let mut exhausted = false;
+    let mut ready: Option<Decoded> = None;
+    let mut writing: VecDeque<Writing> = VecDeque::new();
+    let mut queued: VecDeque<(BatchId, Vec<SdkItem>)> = VecDeque::new();
+    let mut writes = FuturesUnordered::new();
     loop {
-        if Instant::now() >= deadline {
-            return Ok(Outcome::Paused(checkpoint));
+        // At least one batch per run, so every run moves the checkpoint.
+        let may_take = !(taken > 0 && Instant::now() >= deadline);
+        if queued.is_empty() && may_take {
+            if let Some(batch) = ready.take() {
+                taken += 1;
+                let chunks = chunks(batch.items);
+                writing.push_back(Writing {
+                    id: batch.id,
+                    count: chunks.iter().map(Vec::len).sum(),
+                    remaining: chunks.len(),
+                    json_bytes: batch.json_bytes,
+                    stored_bytes: batch.stored_bytes,
+                });
+                queued.extend(chunks.into_iter().map(|c| (batch.id, c)));
+            }
         }
-        let next = match decoded.next().await {
-            None => break,
-            Some(Err(error)) => return stopped(&from, checkpoint, error),
-            Some(Ok(next)) => next,
-        };
-        let batch = match next {
-            Ok(batch) => batch,
-            Err((id, key)) => {
-                if let Some(m) = &marker {
-                    let error = PipelineError::MissingBatch {
-                        key,
-                        batches: m.batches,
-                    };
-                    return fail(checkpoint, error);
-                }
-                if id.0 == 0 {
-                    let folder = solace_codec::segment_prefix(&job.prefix, segment);
-                    return fail(checkpoint, PipelineError::MissingSegment { folder });
-                }
-                // A v3 backup ends at its first missing batch.
+        while writes.len() < width {
+            let Some((id, chunk)) = queued.pop_front() else {
+                break;
+            };
+            let key = solace_codec::batch_key(&job.prefix, segment, id);
+            let (table, retrier, limiter) = (&*table, &retrier, &limiter);
+            writes.push(async move {
+                let result = write_chunk(table, &key, chunk, retrier, limiter).await;
+                (id, result)
+            });
+        }
+        // Batches written in full (an empty one at once) advance the checkpoint, in order.
+        while writing.front().is_some_and(|b| b.remaining == 0) {
+            let Some(b) = writing.pop_front() else { break };
+            progress.batch(b.count as u64, b.json_bytes as u64, b.stored_bytes as u64);
+            debug!(segment = %segment, batch = %b.id, items = b.count, "batch restored");
+            checkpoint = RestoreCheckpoint {
+                next_batch: b.id.0 + 1,
+                items: checkpoint.items + b.count as u64,
+                bytes: checkpoint.bytes + b.json_bytes as u64,
+            };
+        }
+        let want = ready.is_none() && !exhausted && may_take;
+        if writes.is_empty() && queued.is_empty() && !want {
+            if ready.is_none() && writing.is_empty() && exhausted {
                 break;
             }
-        };
-        let Decoded {
-            id,
-            key,
-            items,
-            json_bytes,
-            stored_bytes,
-        } = batch;
-        let count = items.len();
-        let written = write_batch(&*table, &key, items, config, &retrier, &limiter).await;
-        if let Err(error) = written {
-            return stopped(&from, checkpoint, error);
+            if !may_take {
+                return Ok(Outcome::Paused(checkpoint));
+            }
         }
-        progress.batch(count as u64, json_bytes as u64, stored_bytes as u64);
-        debug!(segment = %segment, batch = %id, items = count, "batch restored");
-        checkpoint = RestoreCheckpoint {
-            next_batch: id.0 + 1,
-            items: checkpoint.items + count as u64,
-            bytes: checkpoint.bytes + json_bytes as u64,
-        };
+        tokio::select! {
+            Some((id, result)) = writes.next(), if !writes.is_empty() => {
+                if let Err(error) = result {
+                    return stopped(&from, checkpoint, error);
+                }
+                if let Some(b) = writing.iter_mut().find(|b| b.id == id) {
+                    b.remaining -= 1;
+                }
+            }
+            next = decoded.next(), if want => match next {
+                None => exhausted = true,
+                Some(Err(error)) => return stopped(&from, checkpoint, error),
+                Some(Ok(Ok(batch))) => ready = Some(batch),
+                Some(Ok(Err((id, key)))) => {
+                    if let Some(m) = &marker {
+                        let error = PipelineError::MissingBatch {
+                            key,
+                            batches: m.batches,
+                        };
+                        return fail(checkpoint, error);
+                    }
+                    if id.0 == 0 {
+                        let folder = solace_codec::segment_prefix(&job.prefix, segment);
+                        return fail(checkpoint, PipelineError::MissingSegment { folder });
+                    }
+                    // A v3 backup ends at its first missing batch.
+                    exhausted = true;
+                }
+            },
+            // Not reached (with nothing to write, a batch is wanted); an error, not a hang.
+            else => {
+                let error = PipelineError::Internal("the restore loop had nothing to wait for".into());
+                return fail(checkpoint, error);
+            }
+        }
     }
     info!(segment = %segment, batches = checkpoint.next_batch, items = checkpoint.items, "segment restored");
     Ok(Outcome::Completed(checkpoint))
+}
+
+/// A batch whose chunks are being written.
+struct Writing {
+    id: BatchId,
+    count: usize,
+    remaining: usize,
+    json_bytes: usize,
+    stored_bytes: usize,
 }
 
 type DecodedItems = (Vec<(SdkItem, usize)>, usize, usize);
@@ -225,21 +282,6 @@ pub fn chunks(items: Vec<(SdkItem, usize)>) -> Vec<Vec<SdkItem>> {
         out.push(chunk);
     }
     out
-}
-
-async fn write_batch<T: Table>(
-    table: &T,
-    key: &str,
-    items: Vec<(SdkItem, usize)>,
-    config: &RestoreConfig,
-    retrier: &Retrier,
-    limiter: &CapacityLimiter,
-) -> Result<(), PipelineError> {
-    futures::stream::iter(chunks(items))
-        .map(|chunk| write_chunk(table, key, chunk, retrier, limiter))
-        .buffer_unordered(config.write_concurrency.max(1))
-        .try_collect::<()>()
-        .await
 }
 
 /// Writes one chunk, retrying unprocessed items with backoff until all are written. Progress

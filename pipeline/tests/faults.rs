@@ -138,10 +138,11 @@ async fn an_empty_segment_still_writes_batch_zero_and_restores() {
 }
 
 /// Runs a backup of one segment in slices of `slice` until it completes, each slice resuming
-/// from the checkpoint the last one returned.
-async fn backup_in_slices(
-    table: &Arc<MemTable>,
-    objects: &Arc<MemObjects>,
+/// from the checkpoint the last one returned. Every paused slice must have moved the
+/// checkpoint: a continuation that starts where its predecessor did could loop forever.
+async fn backup_in_slices<T: Table, O: Objects>(
+    table: &Arc<T>,
+    objects: &Arc<O>,
     segment: u32,
     slice: Duration,
 ) -> (BackupCheckpoint, usize) {
@@ -163,9 +164,29 @@ async fn backup_in_slices(
         .expect("no error");
         match out {
             Outcome::Completed(c) => return (c, runs),
-            Outcome::Paused(c) => checkpoint = c,
+            Outcome::Paused(c) => {
+                assert!(
+                    c.next_batch > checkpoint.next_batch && c.items > checkpoint.items,
+                    "slice {runs} of segment {segment} made no durable progress: {c:?}"
+                );
+                checkpoint = c;
+            }
         }
     }
+}
+
+/// The batch keys of one segment, in order, must be exactly 0x0..0xn: restore reads them so.
+fn assert_contiguous(objects: &MemObjects, segment: u32, batches: u64) {
+    let prefix = solace_codec::segment_prefix("t/2026/", SegmentId(segment));
+    let mut ids: Vec<u64> = objects
+        .keys()
+        .iter()
+        .filter(|k| k.starts_with(&prefix))
+        .filter_map(|k| solace_codec::parse_batch_key("t/2026/", k).ok())
+        .map(|(_, b)| b.0)
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..batches).collect::<Vec<_>>(), "segment {segment}");
 }
 
 #[tokio::test]
@@ -173,17 +194,21 @@ async fn resuming_from_any_checkpoint_writes_exactly_the_uninterrupted_backup() 
     let table = source(400);
     let whole = Arc::new(MemObjects::new());
     backup_all(&table, &whole).await;
-
     let slow = Arc::new(MemObjects::new().with_latency(Duration::from_millis(3), Duration::ZERO));
     let mut paused = 0;
+    let mut items = 0;
     for s in 0..SEGMENTS {
-        let (_, runs) = backup_in_slices(&table, &slow, s, Duration::from_millis(8)).await;
+        let (done, runs) = backup_in_slices(&table, &slow, s, Duration::from_millis(8)).await;
         paused += runs - 1;
+        items += done.items;
+        assert_contiguous(&slow, s, done.next_batch);
     }
     assert!(
         paused >= SEGMENTS as usize,
         "the slices really interrupted: {paused}"
     );
+    assert_eq!(items, 400, "every item backed up once");
+    // Byte for byte: two runs of one continuation (a duplicate delivery) cannot disagree.
     assert_eq!(slow.keys(), whole.keys(), "no extra or missing objects");
     for key in whole.keys() {
         assert_eq!(
@@ -192,6 +217,41 @@ async fn resuming_from_any_checkpoint_writes_exactly_the_uninterrupted_backup() 
             "{key} is byte-identical"
         );
     }
+    let target = Arc::new(MemTable::new("pk", None));
+    restore_all(&target, &slow).await;
+    assert_eq!(target.items(), table.items());
+}
+
+#[tokio::test]
+async fn a_table_too_slow_to_fill_a_batch_in_one_run_still_finishes() {
+    // A batch takes several pages, a slice has time for less than one: each run scans past
+    // its deadline until it has closed a batch, instead of dropping what it scanned and
+    // starting over from the same checkpoint forever.
+    let table = Arc::new(
+        MemTable::new("pk", None)
+            .with_page_bytes(2 << 10)
+            .with_latency(Duration::from_millis(30), Duration::ZERO),
+    );
+    for i in 0..120 {
+        // ~2 KB each: a page or two per item.
+        table.insert(to_sdk_item(&sample::item(sample::Shape::Medium, i)));
+    }
+    let objects = Arc::new(MemObjects::new());
+    let mut items = 0;
+    let mut total_runs = 0;
+    for s in 0..SEGMENTS {
+        let (done, runs) = backup_in_slices(&table, &objects, s, Duration::from_millis(20)).await;
+        // A batch takes ~8 pages (240 ms), a slice 20 ms: exactly one batch per run.
+        assert_eq!(runs as u64, done.next_batch, "segment {s}: {done:?}");
+        total_runs += runs;
+        items += done.items;
+        assert_contiguous(&objects, s, done.next_batch);
+    }
+    assert_eq!(items, 120);
+    assert!(total_runs > 2 * SEGMENTS as usize, "{total_runs} runs");
+    let target = Arc::new(MemTable::new("pk", None));
+    restore_all(&target, &objects).await;
+    assert_eq!(target.items(), table.items());
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -290,7 +350,11 @@ impl<T: Table> Table for Flaky<T> {
             result.unprocessed.extend_from_slice(&items[1..]);
             return Ok(result);
         }
-        self.inner.batch_write(items).await
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let r = self.inner.batch_write(items).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        r
     }
 }
 
@@ -568,5 +632,62 @@ async fn uploads_in_flight_and_pages_scanned_ahead_are_bounded() {
         objects.max_in_flight.load(Ordering::SeqCst),
         2,
         "uploads did overlap"
+    );
+}
+
+#[tokio::test]
+async fn restore_writes_overlap_across_batches_and_stay_bounded() {
+    // Small batches (one BatchWriteItem chunk each): only writes that run across batch
+    // boundaries can fill the write slots.
+    let table = source(300);
+    let objects = Arc::new(MemObjects::new());
+    let config = BackupConfig {
+        encoder: EncoderConfig {
+            target_bytes: 4 << 10,
+            max_items: 20,
+            level: 1,
+        },
+        ..backup_config()
+    };
+    let out = backup_segment(
+        table.clone(),
+        objects.clone(),
+        &job(0),
+        &config,
+        BackupCheckpoint::default(),
+        far(),
+        Arc::default(),
+    )
+    .await
+    .expect("backup");
+    let Outcome::Completed(done) = out else {
+        panic!("backup completes: {out:?}")
+    };
+    assert!(done.next_batch >= 10, "{done:?}");
+    let target = Flaky::new(
+        MemTable::new("pk", None).with_latency(Duration::ZERO, Duration::from_millis(20)),
+        |_, _| None,
+    );
+    let restore = RestoreConfig {
+        write_concurrency: 4,
+        ..restore_config()
+    };
+    let out = restore_segment(
+        target.clone(),
+        objects.clone(),
+        &job(0),
+        &restore,
+        RestoreCheckpoint::default(),
+        far(),
+        Arc::default(),
+    )
+    .await
+    .expect("restore");
+    assert!(matches!(out, Outcome::Completed(c) if c.items == done.items));
+    assert_eq!(target.inner.len() as u64, done.items);
+    assert_eq!(
+        target.max_in_flight.load(Ordering::SeqCst),
+        4,
+        "writes filled every slot across batch boundaries, and never more"
     );
 }
