@@ -87,7 +87,8 @@ async fn process(
                 Some(Checkpoint::Backup(c)) => c.clone(),
                 _ => BackupCheckpoint::default(),
             };
-            backup_segment(
+            // Boxed: the pipeline's future is deep, and the binaries' `main` holds all four.
+            Box::pin(backup_segment(
                 table,
                 bucket,
                 &job,
@@ -95,7 +96,7 @@ async fn process(
                 from,
                 stop_at,
                 progress.clone(),
-            )
+            ))
             .await
             .map(|o| match o {
                 Outcome::Completed(c) => (true, Checkpoint::Backup(c.clone()), c.items, c.bytes),
@@ -108,7 +109,7 @@ async fn process(
                 Some(Checkpoint::Restore(c)) => c.clone(),
                 _ => RestoreCheckpoint::default(),
             };
-            restore_segment(
+            Box::pin(restore_segment(
                 table,
                 bucket,
                 &job,
@@ -116,7 +117,7 @@ async fn process(
                 from,
                 stop_at,
                 progress.clone(),
-            )
+            ))
             .await
             .map(|o| match o {
                 Outcome::Completed(c) => (true, Checkpoint::Restore(c.clone()), c.items, c.bytes),

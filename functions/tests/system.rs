@@ -29,7 +29,7 @@ fn config(tag: &str) -> Config {
         backup_status_table: format!("{tag}-backup-table"),
         restore_status_table: format!("{tag}-restore-table"),
         max_segments: 64,
-        batch_bytes: 24 << 10,
+        batch_bytes: 8 << 10,
         compression_level: 1,
         redrive_limit: 2,
         // Stop starting new work after 0.2 s of a 10 s "Lambda": a continuation every page
@@ -37,14 +37,15 @@ fn config(tag: &str) -> Config {
         // its checkpoint (at least one page or batch), so short windows cannot stall.
         deadline_margin: Duration::from_millis(9800),
         read_capacity_limit: None,
-        // The emulator reports one capacity unit per BatchWriteItem call: ten calls a
-        // second per segment spreads a segment's restore over a couple of seconds, so the
-        // short deadline forces several continuations, with the limiter at work.
-        write_capacity_limit: Some(10.0),
+        // Each write call reserves a unit per item before it starts (the emulator then
+        // reports one unit per call): 40 units a second spreads a segment's restore over a
+        // few seconds, so the short deadline forces several continuations, with the
+        // limiter at work.
+        write_capacity_limit: Some(40.0),
         expected_bucket_owner: None,
-        // Pages of 10 items, and so batches of 10 items (a batch closes on the first page
-        // boundary past 24 KB): ~22 batches a segment, each step far inside the margin.
-        scan_page_limit: Some(10),
+        // Pages of 4 items, and so batches of 4 items (a batch closes on the first page
+        // boundary past 8 KB): ~55 batches a segment, each step far inside the margin.
+        scan_page_limit: Some(4),
     }
 }
 
@@ -93,6 +94,10 @@ async fn world(items: u64) -> World {
 /// endpoint-level prefix: we run tests of this binary one after another on the shared queues
 /// but with their own status tables, and drain the queues first.
 async fn start(tag: &str, options: LocalOptions) -> Running {
+    start_with(tag, options, config(tag)).await
+}
+
+async fn start_with(tag: &str, options: LocalOptions, config: Config) -> Running {
     // `RUST_LOG=info cargo test ... -- --nocapture` shows what the functions did.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -102,7 +107,7 @@ async fn start(tag: &str, options: LocalOptions) -> Running {
         queue_prefix: format!("{tag}-"),
         ..options
     };
-    let local = Running::start(&sdk().await, options, config(tag))
+    let local = Running::start(&sdk().await, options, config)
         .await
         .expect("solace local starts");
     // What an earlier scenario left queued (a late duplicate, a dead letter) is not this one's.
@@ -234,7 +239,16 @@ async fn duplicates(w: &World) {
         duplicate: true,
         ..options()
     };
-    let local = start("dup", opts).await;
+    // Both runs of a continuation send the next one, so a chain of k continuations runs
+    // 2^k times when every delivery is doubled (exact all the same: the runs write identical
+    // batches and the segment is counted once). Long windows keep k small here.
+    let config = Config {
+        deadline_margin: Duration::from_secs(4),
+        scan_page_limit: Some(100),
+        write_capacity_limit: None,
+        ..config("dup")
+    };
+    let local = start_with("dup", opts, config).await;
     let (backup, restore, target) = backup_and_restore(w, &local, 4, "dup/").await;
     local.stop().await;
     assert_exact("backup", &backup, 4, 900);

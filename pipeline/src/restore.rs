@@ -1,14 +1,15 @@
-//! Restore of one segment: download (bounded prefetch) → decode → BatchWriteItem.
+//! Restore of one segment: download → decode → BatchWriteItem.
 //!
-//! Batches are read in order from the checkpoint; at most `prefetch` bodies are downloaded
-//! ahead, at most two batches are decoded at once (on the blocking pool), and the items of
-//! one batch are written in chunks of at most 25 items and 16 MB, `write_concurrency` chunks
-//! at a time. A batch is done when every item is written; unprocessed items are retried with
-//! backoff until they are.
-
-use std::sync::Arc;
+//! Batches are read in order from the checkpoint: at most `prefetch` are being downloaded or
+//! decoded ahead (each batch by its own task, decoding on the blocking pool), one decoded
+//! batch waits for the writer, and the writer keeps `write_concurrency` BatchWriteItem calls
+//! (at most 25 items and 16 MB each) in flight across batch boundaries. A batch is done when
+//! every item is written, and the checkpoint moves over done batches in order; unprocessed
+//! items are retried with backoff until they are written. At the deadline the run stops at
+//! its checkpoint, dropping writes in flight (the next run writes those items again).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -17,7 +18,7 @@ use solace_codec::{BatchDecoder, BatchId, DecodeError};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::backup::stopped;
+use crate::backup::{AbortOnDrop, stopped};
 use crate::retry::{CapacityLimiter, Retrier, RetryPolicy};
 use crate::segment::{
     Outcome, PipelineError, Progress, RestoreCheckpoint, SegmentError, SegmentJob, SegmentMarker,
@@ -31,7 +32,7 @@ pub const MAX_BYTES_PER_WRITE: usize = 16 << 20;
 /// Limits of a restore run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestoreConfig {
-    /// Batch bodies downloaded ahead of the writer.
+    /// Batches downloaded and decoded ahead of the writer.
     pub prefetch: usize,
     /// BatchWriteItem calls in flight.
     pub write_concurrency: usize,
@@ -105,42 +106,23 @@ pub async fn restore_segment<T: Table, O: Objects>(
 
     let prefix = job.prefix.clone();
     let max_inflated = config.max_inflated;
-    let bodies = futures::stream::iter(from.next_batch..end)
+    // Each batch is fetched and decoded by its own task, `prefetch` batches ahead: they
+    // progress while the writer works, not only when the writer asks for the next batch.
+    let decoded = futures::stream::iter(from.next_batch..end)
         .map(|n| {
-            let key = solace_codec::batch_key(&prefix, segment, BatchId(n));
+            let id = BatchId(n);
+            let key = solace_codec::batch_key(&prefix, segment, id);
             let objects = objects.clone();
             let retrier = retrier.clone();
+            let task = AbortOnDrop(tokio::spawn(fetch(objects, retrier, id, key, max_inflated)));
             async move {
-                let body = retrier.run(|| objects.get(&key)).await.map_err(|source| {
-                    PipelineError::Store {
-                        what: key.clone(),
-                        source,
-                    }
-                })?;
-                Ok::<_, PipelineError>((BatchId(n), key, body))
+                let mut task = task;
+                (&mut task.0)
+                    .await
+                    .map_err(|e| PipelineError::Internal(format!("batch reader task: {e}")))?
             }
         })
         .buffered(config.prefetch.max(1));
-    let decoded = bodies
-        .map(|got| async move {
-            let (id, key, body) = got?;
-            let Some(body) = body else {
-                return Ok(Err((id, key)));
-            };
-            let joined = tokio::task::spawn_blocking(move || decode(&body, max_inflated))
-                .await
-                .map_err(|e| PipelineError::Internal(format!("decoder task: {e}")))?;
-            match joined {
-                Ok((items, json_bytes, stored_bytes)) => Ok(Ok(Decoded {
-                    id,
-                    items,
-                    json_bytes,
-                    stored_bytes,
-                })),
-                Err(source) => Err(PipelineError::Decode { key, source }),
-            }
-        })
-        .buffered(2);
     futures::pin_mut!(decoded);
 
     // Writes run across batch boundaries: the chunks of the next batch start as slots free
@@ -155,8 +137,14 @@ pub async fn restore_segment<T: Table, O: Objects>(
     let mut queued: VecDeque<(BatchId, Vec<SdkItem>)> = VecDeque::new();
     let mut writes = FuturesUnordered::new();
     loop {
-        // At least one batch per run, so every run moves the checkpoint.
-        let may_take = !(taken > 0 && Instant::now() >= deadline);
+        // At the deadline a run that has moved its checkpoint stops at once: writes in flight
+        // are dropped, and a partly written batch is written again by the next run (puts
+        // are idempotent). Before that, at least one batch: every run moves the checkpoint.
+        let late = Instant::now() >= deadline;
+        if late && checkpoint != from {
+            return Ok(Outcome::Paused(checkpoint));
+        }
+        let may_take = !(taken > 0 && late);
         if queued.is_empty() && may_take {
             if let Some(batch) = ready.take() {
                 taken += 1;
@@ -203,6 +191,7 @@ pub async fn restore_segment<T: Table, O: Objects>(
             }
         }
         tokio::select! {
+            () = tokio::time::sleep_until(deadline), if !late && checkpoint != from => {}
             Some((id, result)) = writes.next(), if !writes.is_empty() => {
                 if let Err(error) = result {
                     return stopped(&from, checkpoint, error);
@@ -240,6 +229,38 @@ pub async fn restore_segment<T: Table, O: Objects>(
     }
     info!(segment = %segment, batches = checkpoint.next_batch, items = checkpoint.items, "segment restored");
     Ok(Outcome::Completed(checkpoint))
+}
+
+/// Downloads and decodes one batch; `Ok(Err(..))` when there is no such object.
+async fn fetch<O: Objects>(
+    objects: Arc<O>,
+    retrier: Retrier,
+    id: BatchId,
+    key: String,
+    max_inflated: usize,
+) -> Result<Result<Decoded, (BatchId, String)>, PipelineError> {
+    let body = retrier
+        .run(|| objects.get(&key))
+        .await
+        .map_err(|source| PipelineError::Store {
+            what: key.clone(),
+            source,
+        })?;
+    let Some(body) = body else {
+        return Ok(Err((id, key)));
+    };
+    let joined = tokio::task::spawn_blocking(move || decode(&body, max_inflated))
+        .await
+        .map_err(|e| PipelineError::Internal(format!("decoder task: {e}")))?;
+    match joined {
+        Ok((items, json_bytes, stored_bytes)) => Ok(Ok(Decoded {
+            id,
+            items,
+            json_bytes,
+            stored_bytes,
+        })),
+        Err(source) => Err(PipelineError::Decode { key, source }),
+    }
 }
 
 /// A batch whose chunks are being written.
@@ -296,9 +317,14 @@ async fn write_chunk<T: Table>(
 ) -> Result<(), PipelineError> {
     let mut attempt = 1;
     loop {
-        let error = match retrier.timed(table.batch_write(&pending)).await {
+        // At least one write unit per item; settled with what the table reports.
+        let estimate = pending.len() as f64;
+        limiter.reserve(estimate).await;
+        let written = retrier.timed(table.batch_write(&pending)).await;
+        let consumed = written.as_ref().map_or(0.0, |r| r.consumed);
+        limiter.settle(estimate, consumed).await;
+        let error = match written {
             Ok(result) => {
-                limiter.consumed(result.consumed).await;
                 if result.unprocessed.is_empty() {
                     return Ok(());
                 }

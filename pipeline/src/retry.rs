@@ -213,6 +213,39 @@ impl CapacityLimiter {
         }
     }
 
+    /// Reserves `estimate` units for a call about to start and waits for its turn: calls made
+    /// concurrently are spaced at the rate instead of going out in a burst. Settle the
+    /// estimate with [`CapacityLimiter::settle`] once the call reports what it consumed.
+    pub async fn reserve(&self, estimate: f64) {
+        let Some(inner) = &self.inner else { return };
+        let start = {
+            let mut s = inner.lock().await;
+            let start = s.paid_until.max(Instant::now());
+            let cost = estimate.max(0.0) / s.per_second;
+            if cost.is_finite() {
+                s.paid_until = start + Duration::from_secs_f64(cost);
+            }
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+
+    /// Corrects a reservation by what the call really consumed (more or less).
+    pub async fn settle(&self, estimate: f64, actual: f64) {
+        let Some(inner) = &self.inner else { return };
+        let delta = actual - estimate.max(0.0);
+        if delta == 0.0 || !delta.is_finite() {
+            return;
+        }
+        let mut s = inner.lock().await;
+        let shift = Duration::from_secs_f64(delta.abs() / s.per_second);
+        s.paid_until = if delta > 0.0 {
+            s.paid_until + shift
+        } else {
+            s.paid_until.checked_sub(shift).unwrap_or(s.paid_until)
+        };
+    }
+
     /// Records `units` consumed and waits until the rate allows the next call.
     pub async fn consumed(&self, units: f64) {
         let Some(inner) = &self.inner else { return };
@@ -341,6 +374,36 @@ mod tests {
             .await;
         assert!(matches!(v, Err(RetryError::Deadline { .. })), "{v:?}");
         assert_eq!(calls, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_calls_are_spaced_at_the_rate_not_burst() {
+        let limiter = CapacityLimiter::new(Some(10.0));
+        let start = Instant::now();
+        // Eight writers at once, each reserving 1 unit: they start 100 ms apart.
+        let starts = futures::future::join_all((0..8).map(|_| {
+            let limiter = limiter.clone();
+            async move {
+                limiter.reserve(1.0).await;
+                let at = start.elapsed();
+                // Each call really consumed 2 units: the debt pushes later reservations.
+                limiter.settle(1.0, 2.0).await;
+                at
+            }
+        }))
+        .await;
+        let mut ms: Vec<u128> = starts.iter().map(Duration::as_millis).collect();
+        ms.sort_unstable();
+        assert_eq!(ms[0], 0);
+        assert!(ms[1] >= 100, "{ms:?}");
+        assert!(ms[7] >= 700, "no burst: {ms:?}");
+        // 8 calls x 2 units at 10/s: the next reservation waits until 1.6 s.
+        limiter.reserve(0.0).await;
+        assert!(
+            start.elapsed() >= Duration::from_millis(1600),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]

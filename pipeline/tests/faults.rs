@@ -691,3 +691,43 @@ async fn restore_writes_overlap_across_batches_and_stay_bounded() {
         "writes filled every slot across batch boundaries, and never more"
     );
 }
+
+#[tokio::test]
+async fn a_restore_in_short_slices_moves_its_checkpoint_every_run_and_is_exact() {
+    let table = source(300);
+    let objects = Arc::new(MemObjects::new());
+    backup_all(&table, &objects).await;
+    let target =
+        Arc::new(MemTable::new("pk", None).with_latency(Duration::ZERO, Duration::from_millis(15)));
+    let mut runs = 0;
+    for s in 0..SEGMENTS {
+        let mut checkpoint = RestoreCheckpoint::default();
+        loop {
+            runs += 1;
+            assert!(runs < 10_000, "a resumed restore makes progress");
+            let out = restore_segment(
+                target.clone(),
+                objects.clone(),
+                &job(s),
+                &restore_config(),
+                checkpoint.clone(),
+                Instant::now() + Duration::from_millis(5),
+                Arc::default(),
+            )
+            .await
+            .expect("no error");
+            match out {
+                Outcome::Completed(_) => break,
+                Outcome::Paused(c) => {
+                    assert!(c.next_batch > checkpoint.next_batch, "no progress: {c:?}");
+                    checkpoint = c;
+                }
+            }
+        }
+    }
+    assert!(
+        runs > 2 * SEGMENTS as usize,
+        "the slices interrupted: {runs} runs"
+    );
+    assert_eq!(target.items(), table.items());
+}
