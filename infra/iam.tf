@@ -1,5 +1,7 @@
 # One execution role per function, holding only the actions CONTRACT.md lists
 # for that function, on the resources it uses. No wildcard actions.
+# functions/tests/infra.rs checks every role against the calls the code makes
+# (functions/src/operations.rs): add an AWS call there and here together.
 
 data "aws_iam_policy_document" "lambda_assume" {
   statement {
@@ -160,10 +162,12 @@ data "aws_iam_policy_document" "backup" {
     resources = [aws_sqs_queue.work["backup"].arn]
   }
 
+  # UpdateItem counts the segment; GetItem reads the task when the count is
+  # refused (counted before, or no such task).
   statement {
     sid       = "TaskStatus"
     effect    = "Allow"
-    actions   = ["dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.status["backup"].arn]
   }
 
@@ -221,10 +225,12 @@ data "aws_iam_policy_document" "restore" {
     resources = [aws_sqs_queue.work["restore"].arn]
   }
 
+  # UpdateItem counts the segment; GetItem reads the task when the count is
+  # refused (counted before, or no such task).
   statement {
     sid       = "TaskStatus"
     effect    = "Allow"
-    actions   = ["dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.status["restore"].arn]
   }
 

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::lambda::Function;
+
 /// A variable that is set but unusable.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?}: {reason}")]
@@ -12,25 +14,86 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-fn var(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+/// The log level's variable (all functions; [`crate::lambda::init_logging`]).
+pub const LOG_LEVEL_VAR: &str = "RUST_LOG";
+
+/// The environment variables each function reads (CONTRACT.md): the part of [`Config`] it
+/// uses, and [`LOG_LEVEL_VAR`]. `tests/infra.rs` checks each function's Lambda sets exactly
+/// these; the tests below check [`Config::from_lookup`] reads exactly the `SOLACE_` ones.
+pub const ENV_VARS: &[(Function, &[&str])] = &[
+    (
+        Function::Request,
+        &[
+            LOG_LEVEL_VAR,
+            "SOLACE_BACKUP_QUEUE_URL",
+            "SOLACE_RESTORE_QUEUE_URL",
+            "SOLACE_REJECTED_QUEUE_URL",
+            "SOLACE_BACKUP_STATUS_TABLE",
+            "SOLACE_RESTORE_STATUS_TABLE",
+            "SOLACE_MAX_SEGMENTS",
+            "SOLACE_EXPECTED_BUCKET_OWNER",
+        ],
+    ),
+    (
+        Function::Backup,
+        &[
+            LOG_LEVEL_VAR,
+            "SOLACE_BACKUP_QUEUE_URL",
+            "SOLACE_BACKUP_STATUS_TABLE",
+            "SOLACE_BATCH_BYTES",
+            "SOLACE_COMPRESSION_LEVEL",
+            "SOLACE_DEADLINE_MARGIN_MS",
+            "SOLACE_READ_CAPACITY_LIMIT",
+            "SOLACE_EXPECTED_BUCKET_OWNER",
+        ],
+    ),
+    (
+        Function::Restore,
+        &[
+            LOG_LEVEL_VAR,
+            "SOLACE_RESTORE_QUEUE_URL",
+            "SOLACE_RESTORE_STATUS_TABLE",
+            "SOLACE_DEADLINE_MARGIN_MS",
+            "SOLACE_WRITE_CAPACITY_LIMIT",
+            "SOLACE_EXPECTED_BUCKET_OWNER",
+        ],
+    ),
+    (
+        Function::Redrive,
+        &[
+            LOG_LEVEL_VAR,
+            "SOLACE_BACKUP_QUEUE_URL",
+            "SOLACE_RESTORE_QUEUE_URL",
+            "SOLACE_BACKUP_STATUS_TABLE",
+            "SOLACE_RESTORE_STATUS_TABLE",
+            "SOLACE_REDRIVE_LIMIT",
+        ],
+    ),
+];
+
+/// The environment variables `function` reads ([`ENV_VARS`]).
+pub fn env_vars(function: Function) -> &'static [&'static str] {
+    ENV_VARS
+        .iter()
+        .find(|(f, _)| *f == function)
+        .map_or(&[], |(_, vars)| vars)
 }
 
-fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+/// A variable's value by name, blank as unset.
+type Vars<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+fn parsed<T: std::str::FromStr>(
+    var: &Vars,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError {
-            name,
-            value: v,
-            reason: e.to_string(),
-        }),
-    }
+    Ok(optional(var, name)?.unwrap_or(default))
 }
 
-fn optional<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, ConfigError>
+fn optional<T: std::str::FromStr>(var: &Vars, name: &'static str) -> Result<Option<T>, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
@@ -69,6 +132,12 @@ pub struct Config {
 impl Config {
     /// Reads the environment. Queue URLs default to empty: `solace local` fills them in.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables from `lookup` (a variable's value by name); blank is unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let config = Config {
             backup_queue_url: var("SOLACE_BACKUP_QUEUE_URL").unwrap_or_default(),
             restore_queue_url: var("SOLACE_RESTORE_QUEUE_URL").unwrap_or_default(),
@@ -77,13 +146,17 @@ impl Config {
                 .unwrap_or_else(|| "backup-table".into()),
             restore_status_table: var("SOLACE_RESTORE_STATUS_TABLE")
                 .unwrap_or_else(|| "restore-table".into()),
-            max_segments: parsed("SOLACE_MAX_SEGMENTS", 1000)?,
-            batch_bytes: parsed("SOLACE_BATCH_BYTES", 8 << 20)?,
-            compression_level: parsed("SOLACE_COMPRESSION_LEVEL", 6)?,
-            redrive_limit: parsed("SOLACE_REDRIVE_LIMIT", 3)?,
-            deadline_margin: Duration::from_millis(parsed("SOLACE_DEADLINE_MARGIN_MS", 30_000)?),
-            read_capacity_limit: optional("SOLACE_READ_CAPACITY_LIMIT")?,
-            write_capacity_limit: optional("SOLACE_WRITE_CAPACITY_LIMIT")?,
+            max_segments: parsed(&var, "SOLACE_MAX_SEGMENTS", 1000)?,
+            batch_bytes: parsed(&var, "SOLACE_BATCH_BYTES", 8 << 20)?,
+            compression_level: parsed(&var, "SOLACE_COMPRESSION_LEVEL", 6)?,
+            redrive_limit: parsed(&var, "SOLACE_REDRIVE_LIMIT", 3)?,
+            deadline_margin: Duration::from_millis(parsed(
+                &var,
+                "SOLACE_DEADLINE_MARGIN_MS",
+                30_000,
+            )?),
+            read_capacity_limit: optional(&var, "SOLACE_READ_CAPACITY_LIMIT")?,
+            write_capacity_limit: optional(&var, "SOLACE_WRITE_CAPACITY_LIMIT")?,
             expected_bucket_owner: var("SOLACE_EXPECTED_BUCKET_OWNER"),
             scan_page_limit: None,
         };
@@ -109,5 +182,65 @@ impl Config {
             backup: self.backup_status_table.clone(),
             restore: self.restore_status_table.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The `SOLACE_` variables of [`ENV_VARS`], all functions together.
+    fn declared() -> BTreeSet<&'static str> {
+        ENV_VARS
+            .iter()
+            .flat_map(|(_, vars)| vars.iter().copied())
+            .filter(|v| *v != LOG_LEVEL_VAR)
+            .collect()
+    }
+
+    #[test]
+    fn the_loader_reads_exactly_the_declared_variables() {
+        let asked = RefCell::new(BTreeSet::new());
+        let config = Config::from_lookup(|name| {
+            asked.borrow_mut().insert(name.to_owned());
+            None
+        })
+        .expect("defaults");
+        let asked: BTreeSet<String> = asked.into_inner();
+        let declared: BTreeSet<String> = declared().into_iter().map(str::to_owned).collect();
+        assert_eq!(asked, declared);
+        assert!(asked.iter().all(|v| v.starts_with("SOLACE_")));
+        assert_eq!(
+            ENV_VARS.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+            Function::ALL
+        );
+        assert!(
+            Function::ALL
+                .iter()
+                .all(|f| env_vars(*f).contains(&LOG_LEVEL_VAR))
+        );
+        assert_eq!(config.backup_status_table, "backup-table");
+    }
+
+    #[test]
+    fn every_declared_variable_sets_something() {
+        let defaults = Config::from_lookup(|_| None).expect("defaults");
+        for name in declared() {
+            let config = Config::from_lookup(|n| (n == name).then(|| "5".to_owned()))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_ne!(config, defaults, "{name} changes nothing");
+        }
+    }
+
+    #[test]
+    fn blank_is_unset_and_bad_values_are_named() {
+        let config = Config::from_lookup(|_| Some("  ".to_owned())).expect("blank");
+        assert_eq!(config, Config::from_lookup(|_| None).expect("defaults"));
+        let err = Config::from_lookup(|n| (n == "SOLACE_BATCH_BYTES").then(|| "x".to_owned()))
+            .expect_err("not a number");
+        assert_eq!(err.name, "SOLACE_BATCH_BYTES");
     }
 }

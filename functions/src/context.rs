@@ -1,5 +1,6 @@
 //! What a function keeps between invocations: configuration and SDK clients, built once.
 //! Data clients are built per region on first use and cached (cross-region is the point).
+//! Every client records the operations it runs ([`crate::operations::Recorder`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,8 @@ use solace_pipeline::aws::{DynamoTable, S3Objects};
 use solace_pipeline::{BackupConfig, RestoreConfig};
 
 use crate::config::Config;
+use crate::lambda::Function;
+use crate::operations::{self, Recorder};
 
 /// Shared state of a function.
 #[derive(Debug)]
@@ -22,8 +25,26 @@ pub struct Context {
     pub status: aws_sdk_dynamodb::Client,
     pub backup: BackupConfig,
     pub restore: RestoreConfig,
-    dynamodb: Mutex<HashMap<String, aws_sdk_dynamodb::Client>>,
-    s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
+    /// Data clients by region and by the function they were made for (see [`data_client`]).
+    dynamodb: Mutex<HashMap<(String, Option<Function>), aws_sdk_dynamodb::Client>>,
+    s3: Mutex<HashMap<(String, Option<Function>), aws_sdk_s3::Client>>,
+}
+
+/// A data client for the function whose handler is running, if any: the pipeline runs some
+/// calls on tasks it spawns, outside the handler's [`operations::scope`], so the client
+/// carries the function itself. One function per Lambda process: one client per region.
+fn data_client<C: Clone>(
+    cache: &Mutex<HashMap<(String, Option<Function>), C>>,
+    region: &str,
+    build: impl FnOnce(Recorder) -> C,
+) -> C {
+    let function = operations::current();
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry((region.to_owned(), function))
+        .or_insert_with(|| build(Recorder::for_function(function)))
+        .clone()
 }
 
 impl Context {
@@ -42,8 +63,16 @@ impl Context {
             ..RestoreConfig::default()
         };
         Arc::new(Context {
-            sqs: aws_sdk_sqs::Client::new(&sdk),
-            status: aws_sdk_dynamodb::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&sdk)
+                    .interceptor(Recorder::current())
+                    .build(),
+            ),
+            status: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .interceptor(Recorder::current())
+                    .build(),
+            ),
             config,
             sdk,
             backup,
@@ -55,24 +84,23 @@ impl Context {
 
     /// The data table `name` in `region`.
     pub fn table(&self, region: &str, name: &str) -> DynamoTable {
-        let client = self
-            .dynamodb
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(region.to_owned())
-            .or_insert_with(|| solace_pipeline::aws::dynamodb_client(&self.sdk, region))
-            .clone();
+        let client = data_client(&self.dynamodb, region, |recorder| {
+            let client = solace_pipeline::aws::dynamodb_client(&self.sdk, region);
+            aws_sdk_dynamodb::Client::from_conf(
+                client.config().to_builder().interceptor(recorder).build(),
+            )
+        });
         DynamoTable::new(client, name).with_page_limit(self.config.scan_page_limit)
     }
 
     /// The S3 client for `region`.
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
-        self.s3
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(region.to_owned())
-            .or_insert_with(|| solace_pipeline::aws::s3_client(&self.sdk, region))
-            .clone()
+        data_client(&self.s3, region, |recorder| {
+            let client = solace_pipeline::aws::s3_client(&self.sdk, region);
+            aws_sdk_s3::Client::from_conf(
+                client.config().to_builder().interceptor(recorder).build(),
+            )
+        })
     }
 
     /// The data bucket `name` in `region`.

@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::message::Action;
 
 /// The four functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Function {
     Request,
     Backup,
@@ -38,24 +38,31 @@ impl Function {
     }
 }
 
-/// Runs one invocation's event through the function's handler.
+/// Runs one invocation's event through the function's handler, as `function`: the AWS
+/// operations it calls are recorded for it ([`crate::operations`]).
 pub async fn dispatch(
     ctx: &Arc<Context>,
     function: Function,
     event: SqsEvent,
     deadline: Instant,
 ) -> SqsBatchResponse {
-    match function {
-        Function::Request => crate::request::handle(ctx, event).await,
-        Function::Backup => crate::worker::handle(ctx, Action::Backup, event, deadline).await,
-        Function::Restore => crate::worker::handle(ctx, Action::Restore, event, deadline).await,
-        Function::Redrive => crate::redrive::handle(ctx, event).await,
-    }
+    // Boxed: the handlers' futures are deep, and each binary's `main` holds them all.
+    let handler: std::pin::Pin<
+        Box<dyn std::future::Future<Output = SqsBatchResponse> + Send + '_>,
+    > = Box::pin(async move {
+        match function {
+            Function::Request => crate::request::handle(ctx, event).await,
+            Function::Backup => crate::worker::handle(ctx, Action::Backup, event, deadline).await,
+            Function::Restore => crate::worker::handle(ctx, Action::Restore, event, deadline).await,
+            Function::Redrive => crate::redrive::handle(ctx, event).await,
+        }
+    });
+    crate::operations::scope(function, handler).await
 }
 
-/// JSON logs for CloudWatch, level from `RUST_LOG` (default `info`).
+/// JSON logs for CloudWatch, level from [`crate::config::LOG_LEVEL_VAR`] (default `info`).
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let filter = tracing_subscriber::EnvFilter::try_from_env(crate::config::LOG_LEVEL_VAR)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

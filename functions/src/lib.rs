@@ -2,9 +2,11 @@
 //!
 //! # Layout
 //! - [`message`]: the request (SPEC §1) and the per-segment messages.
-//! - [`config`]: settings from environment variables (see `CONTRACT.md`).
+//! - [`config`]: settings from environment variables (see `CONTRACT.md`), and which
+//!   function reads which.
 //! - [`context`]: clients built once per function, partial batch responses, EMF metrics.
 //! - [`request`], [`worker`] (backup and restore), [`redrive`]: the four handlers.
+//! - [`operations`]: the AWS operations each function calls (declared and recorded).
 //! - [`status`]: the status tables, counted exactly once per segment.
 //! - [`local`]: `solace local`, the four handlers fed from real queues with Lambda's SQS
 //!   semantics.
@@ -18,6 +20,7 @@ pub mod demo;
 pub mod lambda;
 pub mod local;
 pub mod message;
+pub mod operations;
 pub mod redrive;
 pub mod request;
 pub mod status;

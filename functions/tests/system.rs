@@ -165,6 +165,17 @@ async fn assert_equal_tables(w: &World, target: &str) {
     assert!(a == b, "the restored table equals the source");
 }
 
+/// Every AWS operation the functions really called (recorded by the SDK interceptor) is one
+/// their IAM roles allow: `operations::CALLS`, which `tests/infra.rs` holds against the
+/// Terraform.
+fn assert_calls_declared() {
+    let undeclared = solace_functions::operations::undeclared();
+    assert!(
+        undeclared.is_empty(),
+        "calls missing from operations::CALLS (and so from IAM): {undeclared:?}"
+    );
+}
+
 fn assert_exact(label: &str, s: &TaskStatus, segments: u64, items: u64) {
     assert_eq!(
         (s.total, s.completed, s.failed, s.items),
@@ -231,6 +242,21 @@ async fn continuations(w: &World) {
         0,
         "no invocation reached the Lambda timeout"
     );
+    assert_calls_declared();
+    let recorded = solace_functions::operations::recorded();
+    for (f, op) in [
+        (Function::Request, "sqs:SendMessage"),
+        (Function::Request, "dynamodb:PutItem"),
+        (Function::Backup, "dynamodb:Scan"),
+        (Function::Backup, "s3:PutObject"),
+        (Function::Restore, "s3:GetObject"),
+        (Function::Restore, "dynamodb:BatchWriteItem"),
+    ] {
+        assert!(
+            recorded.get(&f).is_some_and(|ops| ops.contains(op)),
+            "the interceptor saw {f:?} call {op}: {recorded:?}"
+        );
+    }
 }
 
 /// Scenario 3: every message delivered twice.
@@ -412,6 +438,7 @@ async fn failing_segment(w: &World) {
         "{restore:?}"
     );
     assert!(restore.is_done() && !restore.succeeded() && restore.failed());
+    assert_calls_declared();
     assert_eq!((later.completed, later.failed), (2, 1), "counted once");
     let reason = &restore.errors["0x1"];
     assert!(

@@ -231,7 +231,7 @@ run "defaults" {
     condition = toset(flatten([for s in jsondecode(data.aws_iam_policy_document.backup.json).Statement : s.Action])) == toset([
       "logs:CreateLogStream", "logs:PutLogEvents", "kms:Decrypt", "kms:GenerateDataKey",
       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
-      "sqs:SendMessage", "dynamodb:UpdateItem", "dynamodb:Scan", "s3:PutObject",
+      "sqs:SendMessage", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan", "s3:PutObject",
     ])
     error_message = "backup role actions differ from CONTRACT.md"
   }
@@ -239,7 +239,7 @@ run "defaults" {
     condition = toset(flatten([for s in jsondecode(data.aws_iam_policy_document.restore.json).Statement : s.Action])) == toset([
       "logs:CreateLogStream", "logs:PutLogEvents", "kms:Decrypt", "kms:GenerateDataKey",
       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
-      "sqs:SendMessage", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "s3:ListBucket", "s3:GetObject",
+      "sqs:SendMessage", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "s3:ListBucket", "s3:GetObject",
     ])
     error_message = "restore role actions differ from CONTRACT.md"
   }
