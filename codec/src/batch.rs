@@ -30,7 +30,9 @@ impl<'a> RawItem<'a> {
     /// Validates one item: a JSON object (surrounding white space allowed) whose every
     /// attribute value DynamoDB would accept.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, RawItemError> {
-        let end = scan_item(bytes, 0)?;
+        let text =
+            utf8(bytes).map_err(|(offset, message)| RawItemError::Json { offset, message })?;
+        let end = scan_item(text, 0)?;
         // JSON's white space only: `is_ascii_whitespace` would also let a form feed through.
         let trailing = skip_ws(bytes, end);
         if trailing != bytes.len() {
@@ -63,11 +65,27 @@ impl<'a> RawItem<'a> {
     }
 }
 
+/// The bytes as text, checked once for the whole buffer (SIMD), so the per-string checks of
+/// the scanners below can be skipped; an error gives the offset of the first bad byte.
+fn utf8(bytes: &[u8]) -> Result<&str, (usize, String)> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            std::str::from_utf8(bytes).map_err(|e| (e.valid_up_to(), "invalid UTF-8".to_owned()))
+        }
+    }
+}
+
 /// Validates the item starting at `start` (after optional white space) and returns the
-/// offset just past it.
-fn scan_item(bytes: &[u8], start: usize) -> Result<usize, RawItemError> {
+/// offset just past it. The fast scanner (`fast.rs`) decides the common case; whatever it is
+/// unsure of goes through the serde visitors, which decide and name the error.
+fn scan_item(text: &str, start: usize) -> Result<usize, RawItemError> {
+    let bytes = text.as_bytes();
+    if let Some(end) = crate::fast::scan_item(bytes, start) {
+        return Ok(end);
+    }
     parse::clear_last();
-    let mut stream = serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<Validated>();
+    let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Validated>();
     match stream.next() {
         Some(Ok(Validated)) => Ok(start + stream.byte_offset()),
         Some(Err(e)) => Err(match parse::take_last() {
@@ -85,7 +103,7 @@ fn scan_item(bytes: &[u8], start: usize) -> Result<usize, RawItemError> {
 }
 
 /// An item that passed validation; carries nothing.
-struct Validated;
+pub(crate) struct Validated;
 
 impl<'de> serde::Deserialize<'de> for Validated {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -466,6 +484,7 @@ fn split_array(json: &[u8], ranges: &mut Vec<Range<usize>>) -> Result<(), Decode
         offset,
         message: message.to_owned(),
     };
+    let text = utf8(json).map_err(|(offset, message)| DecodeError::Json { offset, message })?;
     let mut i = skip_ws(json, 0);
     if json.get(i) != Some(&b'[') {
         return Err(syntax(i, "a batch must be a JSON array of items"));
@@ -476,7 +495,7 @@ fn split_array(json: &[u8], ranges: &mut Vec<Range<usize>>) -> Result<(), Decode
     } else {
         loop {
             let start = skip_ws(json, i);
-            let end = scan_item(json, start).map_err(|e| match e {
+            let end = scan_item(text, start).map_err(|e| match e {
                 RawItemError::Json { offset, message } => DecodeError::Json { offset, message },
                 RawItemError::Item(error) => DecodeError::Item {
                     index: ranges.len(),

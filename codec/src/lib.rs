@@ -12,6 +12,7 @@
 //! on the way in and sliced out of the inflated buffer on the way out.
 
 pub mod batch;
+mod fast;
 pub mod fuzzing;
 pub mod item;
 pub mod naming;

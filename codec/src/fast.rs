@@ -1,0 +1,343 @@
+//! A fast validating scanner for DynamoDB JSON items: accepts only what the serde path accepts;
+//! anything it is unsure of (an escape in a type tag, number or base64, a surrogate escape, deep
+//! nesting, any error) returns None and the caller falls back to the serde path, which decides
+//! and reports.
+//!
+//! Precondition: `b` is valid UTF-8 (checked once for the whole buffer by the caller).
+//!
+//! Hand-written because no library validates fast enough here: serde_json's syntax-only pass
+//! alone takes 0.9-2.2 × inflate's time on these items and simd-json's tape 1.7-2.7 × (and
+//! checks syntax only); the serde visitors were 3-7 × (`benches/README.md`). This scanner
+//! takes the decode of text batches from 5-7 × inflate's time to about 2 ×. It can only
+//! accept less than the serde path, never more: a differential test below, and the `decode`
+//! fuzz target (an accepted item that serde refused would fail its re-read).
+
+use crate::parse::check_number;
+
+const MAX_DEPTH: u32 = 32;
+
+struct S<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+#[inline]
+fn special(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let q = w ^ (LO * b'"' as u64);
+    let bs = w ^ (LO * b'\\' as u64);
+    let zq = q.wrapping_sub(LO) & !q;
+    let zb = bs.wrapping_sub(LO) & !bs;
+    let ctl = w.wrapping_sub(LO * 0x20) & !w;
+    (zq | zb | ctl) & HI
+}
+
+impl<'a> S<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(c) = self.b.get(self.i) {
+            if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Scans a string whose opening quote is at `i`; returns (content range, had escapes).
+    #[inline]
+    fn string(&mut self) -> Option<(usize, usize, bool)> {
+        self.ws();
+        if self.b.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            // 8 bytes at a time to the next quote, backslash or control character.
+            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let w = u64::from_le_bytes(chunk.try_into().ok()?);
+                let m = special(w);
+                if m != 0 {
+                    self.i += (m.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.i += 8;
+            }
+            let c = *self.b.get(self.i)?;
+            match c {
+                b'"' => {
+                    let end = self.i;
+                    self.i += 1;
+                    return Some((start, end, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    let e = *self.b.get(self.i + 1)?;
+                    match e {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                        b'u' => {
+                            let hex = self.b.get(self.i + 2..self.i + 6)?;
+                            let mut v: u32 = 0;
+                            for h in hex {
+                                v = v * 16 + (*h as char).to_digit(16)?;
+                            }
+                            if (0xD800..0xE000).contains(&v) {
+                                return None; // surrogates: let serde decide
+                            }
+                            self.i += 6;
+                        }
+                        _ => return None,
+                    }
+                }
+                c if c < 0x20 => return None,
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// A string that must have no escapes; its content.
+    #[inline]
+    fn plain(&mut self) -> Option<&'a [u8]> {
+        let (s, e, esc) = self.string()?;
+        if esc { None } else { Some(&self.b[s..e]) }
+    }
+
+    fn item(&mut self) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            return None; // empty item: serde reports it
+        }
+        self.members(0)
+    }
+
+    /// `"name": attr, ...}` after the `{`.
+    fn members(&mut self, depth: u32) -> Option<()> {
+        loop {
+            self.string()?;
+            self.eat(b':')?;
+            self.attr(depth)?;
+            self.ws();
+            match self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn attr(&mut self, depth: u32) -> Option<()> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.eat(b'{')?;
+        let tag = self.plain()?;
+        self.eat(b':')?;
+        match tag {
+            b"S" => {
+                self.string()?;
+            }
+            b"N" => self.number()?,
+            b"B" => self.base64()?,
+            b"SS" => self.set(|s| s.string().map(|_| ()))?,
+            b"NS" => self.set(Self::number)?,
+            b"BS" => self.set(Self::base64)?,
+            b"M" => {
+                self.eat(b'{')?;
+                self.ws();
+                if self.b.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                } else {
+                    self.members(depth + 1)?;
+                }
+            }
+            b"L" => {
+                self.eat(b'[')?;
+                self.ws();
+                if self.b.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                } else {
+                    loop {
+                        self.attr(depth + 1)?;
+                        self.ws();
+                        match self.b.get(self.i)? {
+                            b',' => self.i += 1,
+                            b']' => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+            }
+            b"NULL" => self.literal(b"true")?,
+            b"BOOL" => {
+                self.ws();
+                match self.b.get(self.i)? {
+                    b't' => self.literal(b"true")?,
+                    _ => self.literal(b"false")?,
+                }
+            }
+            _ => return None,
+        }
+        self.eat(b'}')
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.ws();
+        if self.b.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn set(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        loop {
+            element(self)?; // a set is never empty
+            self.ws();
+            match self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn number(&mut self) -> Option<()> {
+        let n = self.plain()?;
+        // Valid UTF-8 (precondition) and no escapes: the content is the number's text.
+        check_number(std::str::from_utf8(n).ok()?).ok()
+    }
+
+    fn base64(&mut self) -> Option<()> {
+        canonical_base64(self.plain()?).then_some(())
+    }
+}
+
+const fn b64_table() -> [u8; 256] {
+    let mut t = [0xFFu8; 256];
+    let a = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < 64 {
+        t[a[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+}
+static B64: [u8; 256] = b64_table();
+
+/// What base64's STANDARD engine accepts: padded to a multiple of 4, canonical trailing bits.
+fn canonical_base64(s: &[u8]) -> bool {
+    if s.len() % 4 != 0 {
+        return false;
+    }
+    let pad = s.iter().rev().take(2).take_while(|c| **c == b'=').count();
+    let data = &s[..s.len() - pad];
+    let mut bad = 0u8;
+    for c in data {
+        bad |= B64[*c as usize];
+    }
+    if bad & 0x80 != 0 {
+        return false;
+    }
+    match (pad, data.last()) {
+        (0, _) => true,
+        (1, Some(c)) => B64[*c as usize] & 0x03 == 0,
+        (2, Some(c)) => B64[*c as usize] & 0x0F == 0,
+        _ => false,
+    }
+}
+
+/// The offset just past the item starting at `start` (after white space), if the fast path
+/// is sure it is valid.
+pub(crate) fn scan_item(b: &[u8], start: usize) -> Option<usize> {
+    let mut s = S { b, i: start };
+    s.item()?;
+    Some(s.i)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sample::{self, Rng, Shape};
+
+    /// The serde path alone (what scan_item did before the fast path).
+    fn slow(text: &str) -> Option<usize> {
+        crate::parse::clear_last();
+        let mut stream =
+            serde_json::Deserializer::from_str(text).into_iter::<crate::batch::Validated>();
+        match stream.next() {
+            Some(Ok(_)) => Some(stream.byte_offset()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn fast_path_accepts_only_what_serde_accepts() {
+        const ALPHABET: &[u8] =
+            b"{}[]\",:\\ SNBLMSSNSBSNULLBOOLtruefalse0123456789.-eE+=/uAQ\xc3\xa9\x01\tn";
+        let mut r = Rng::new(7);
+        let mut accepted = 0;
+        let mut agreed_rejects = 0;
+        for n in 0..4000u64 {
+            let shape = [Shape::Small, Shape::Medium, Shape::Binary][(n % 3) as usize];
+            let mut json = Vec::new();
+            crate::write_item(&sample::item(shape, n), &mut json);
+            let mutations = 1 + r.below(3);
+            for _ in 0..mutations {
+                let at = r.below(json.len() as u64) as usize;
+                let c = ALPHABET[r.below(ALPHABET.len() as u64) as usize];
+                match r.below(3) {
+                    0 => json[at] = c,
+                    1 => json.insert(at, c),
+                    _ => {
+                        json.remove(at);
+                    }
+                }
+            }
+            let Ok(text) = std::str::from_utf8(&json) else {
+                continue;
+            };
+            let fast = super::scan_item(text.as_bytes(), 0);
+            let slow = slow(text);
+            if let Some(end) = fast {
+                assert_eq!(slow, Some(end), "fast accepted, serde did not: {text}");
+                accepted += 1;
+            } else if slow.is_none() {
+                agreed_rejects += 1;
+            }
+        }
+        eprintln!("accepted {accepted}, both rejected {agreed_rejects}");
+        // Unmutated items all take the fast path.
+        for shape in Shape::ALL {
+            for n in 0..50 {
+                let mut json = Vec::new();
+                crate::write_item(&sample::item(shape, n), &mut json);
+                assert_eq!(super::scan_item(&json, 0), Some(json.len()));
+            }
+        }
+    }
+}
