@@ -160,6 +160,20 @@ impl Config {
             expected_bucket_owner: var("SOLACE_EXPECTED_BUCKET_OWNER"),
             scan_page_limit: None,
         };
+        for (name, limit) in [
+            ("SOLACE_READ_CAPACITY_LIMIT", config.read_capacity_limit),
+            ("SOLACE_WRITE_CAPACITY_LIMIT", config.write_capacity_limit),
+        ] {
+            // Zero, negative, NaN or infinite would silently mean "no limit" (or none ever
+            // reached): an operator who set a limit gets an error instead.
+            if let Some(v) = limit.filter(|v| !(v.is_finite() && *v >= 0.001)) {
+                return Err(ConfigError {
+                    name,
+                    value: v.to_string(),
+                    reason: "must be a number of capacity units per second, at least 0.001".into(),
+                });
+            }
+        }
         if config.compression_level > 9 {
             return Err(ConfigError {
                 name: "SOLACE_COMPRESSION_LEVEL",
@@ -242,5 +256,21 @@ mod tests {
         let err = Config::from_lookup(|n| (n == "SOLACE_BATCH_BYTES").then(|| "x".to_owned()))
             .expect_err("not a number");
         assert_eq!(err.name, "SOLACE_BATCH_BYTES");
+    }
+
+    #[test]
+    fn a_capacity_limit_that_would_mean_no_limit_is_refused() {
+        for name in ["SOLACE_READ_CAPACITY_LIMIT", "SOLACE_WRITE_CAPACITY_LIMIT"] {
+            for bad in ["0", "-5", "NaN", "inf", "1e-9"] {
+                let err =
+                    Config::from_lookup(|n| (n == name).then(|| bad.to_owned())).expect_err(bad);
+                assert_eq!(err.name, name, "{bad}");
+            }
+            let ok = Config::from_lookup(|n| (n == name).then(|| "250.5".to_owned()))
+                .expect("a positive rate");
+            assert!(
+                ok.read_capacity_limit == Some(250.5) || ok.write_capacity_limit == Some(250.5)
+            );
+        }
     }
 }

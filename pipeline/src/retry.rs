@@ -221,10 +221,7 @@ impl CapacityLimiter {
         let start = {
             let mut s = inner.lock().await;
             let start = s.paid_until.max(Instant::now());
-            let cost = estimate.max(0.0) / s.per_second;
-            if cost.is_finite() {
-                s.paid_until = start + Duration::from_secs_f64(cost);
-            }
+            s.paid_until = start + pay(estimate, s.per_second);
             start
         };
         tokio::time::sleep_until(start).await;
@@ -238,7 +235,7 @@ impl CapacityLimiter {
             return;
         }
         let mut s = inner.lock().await;
-        let shift = Duration::from_secs_f64(delta.abs() / s.per_second);
+        let shift = pay(delta.abs(), s.per_second);
         s.paid_until = if delta > 0.0 {
             s.paid_until + shift
         } else {
@@ -256,11 +253,18 @@ impl CapacityLimiter {
             let mut s = inner.lock().await;
             let now = Instant::now();
             let start = s.paid_until.max(now);
-            s.paid_until = start + Duration::from_secs_f64(units / s.per_second);
+            s.paid_until = start + pay(units, s.per_second);
             s.paid_until
         };
         tokio::time::sleep_until(until).await;
     }
+}
+
+/// How long `units` take to pay off at `per_second`; never panics: whatever a store reports
+/// (NaN, negative, astronomically large), at most one hour per call.
+fn pay(units: f64, per_second: f64) -> Duration {
+    const MAX: Duration = Duration::from_secs(3600);
+    Duration::try_from_secs_f64(units / per_second).map_or(Duration::ZERO, |d| d.min(MAX))
 }
 
 #[cfg(test)]
@@ -404,6 +408,16 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn paying_for_any_reported_capacity_never_panics() {
+        assert_eq!(pay(50.0, 100.0), Duration::from_millis(500));
+        for units in [f64::NAN, f64::INFINITY, -1.0, 1e300, f64::MAX] {
+            assert!(pay(units, 1e-300) <= Duration::from_secs(3600), "{units}");
+        }
+        assert_eq!(pay(-1.0, 10.0), Duration::ZERO);
+        assert_eq!(pay(f64::NAN, 10.0), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
