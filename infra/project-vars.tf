@@ -328,12 +328,24 @@ variable "read_capacity_limit" {
   description = "SOLACE_READ_CAPACITY_LIMIT (optional): read capacity units per second one backup invocation (one segment) may consume. null = not set (no client-side limit)."
   type        = number
   default     = null
+
+  validation {
+    # The functions refuse 0, negative or tiny rates at start; catch them at plan time.
+    condition     = var.read_capacity_limit == null ? true : var.read_capacity_limit >= 0.001
+    error_message = "read_capacity_limit must be null (no limit) or at least 0.001 capacity units per second."
+  }
 }
 
 variable "write_capacity_limit" {
   description = "SOLACE_WRITE_CAPACITY_LIMIT (optional): write capacity units per second one restore invocation (one segment) may consume. null = not set (no client-side limit)."
   type        = number
   default     = null
+
+  validation {
+    # The functions refuse 0, negative or tiny rates at start; catch them at plan time.
+    condition     = var.write_capacity_limit == null ? true : var.write_capacity_limit >= 0.001
+    error_message = "write_capacity_limit must be null (no limit) or at least 0.001 capacity units per second."
+  }
 }
 
 variable "expected_bucket_owner" {
