@@ -1,4 +1,4 @@
-# Task status tables (SPEC section 3): one item per task, hash key task-id (the
+# Task status tables (docs/status.md#status-tables): one item per task, hash key task-id (the
 # SQS message id of the request).
 
 resource "aws_dynamodb_table" "status" {

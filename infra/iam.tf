@@ -1,4 +1,4 @@
-# One execution role per function, holding only the actions CONTRACT.md lists
+# One execution role per function, holding only the actions docs/settings.md lists
 # for that function, on the resources it uses. No wildcard actions.
 # functions/tests/infra.rs checks every role against the calls the code makes
 # (functions/src/operations.rs): add an AWS call there and here together.

@@ -1,6 +1,6 @@
 # The four functions (provided.al2023, x86_64, one `bootstrap` per zip built by
 # scripts/package-lambdas into dist/lambda/<name>.zip), their log groups and
-# their SQS event sources. Environment variables exactly as CONTRACT.md lists.
+# their SQS event sources. Environment variables exactly as docs/settings.md#function-contract lists.
 
 locals {
   lambda_zip = { for name, _ in local.functions : name => "${path.module}/../dist/lambda/${name}.zip" }

@@ -13,7 +13,7 @@ locals {
   create_kms_key = var.kms_cmk_enabled && var.kms_key_arn == ""
   kms_key_arn    = var.kms_cmk_enabled ? (local.create_kms_key ? aws_kms_key.solace[0].arn : var.kms_key_arn) : null
 
-  # The four functions (CONTRACT.md), their settings and the queue that triggers them.
+  # The four functions (docs/settings.md#function-contract), their settings and the queue that triggers them.
   functions = {
     request = {
       description          = "Solace: validates backup/restore requests, records the task, fans out one message per segment"

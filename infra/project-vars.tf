@@ -116,7 +116,7 @@ variable "backup_reserved_concurrency" {
 }
 
 variable "backup_batch_size" {
-  description = "Backup-queue messages per backup-function invocation. Each message is one long-running segment slice, so 1 is strongly recommended."
+  description = "Backup-queue messages per backup-function invocation (1..10). The records of a batch run at once, each its own segment to the same deadline, so memory grows with the batch size: 1 is recommended."
   type        = number
   default     = 1
 
@@ -163,7 +163,7 @@ variable "restore_reserved_concurrency" {
 }
 
 variable "restore_batch_size" {
-  description = "Restore-queue messages per restore-function invocation; 1 is strongly recommended (see backup_batch_size)."
+  description = "Restore-queue messages per restore-function invocation (1..10); the records of a batch run at once (see backup_batch_size): 1 is recommended."
   type        = number
   default     = 1
 

@@ -81,7 +81,7 @@ resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
   })
 }
 
-# {"task-id", "reason", "request"} of every rejected request (CONTRACT.md), kept
+# {"task-id", "reason", "request", "rejected-at"} of every rejected request (docs/request.md#rejected-requests), kept
 # for operators to read; nothing consumes it.
 resource "aws_sqs_queue" "rejected" {
   name                      = "${var.name_prefix}request-rejected"

@@ -10,7 +10,7 @@ use std::ops::Range;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use serde::de::DeserializeSeed;
 
-use crate::parse::{self, Build, Checked, ItemError, ItemSeed};
+use crate::parse::{self, Build, ItemError, ItemSeed, Validated};
 use crate::{Item, Value};
 
 /// One item as validated DynamoDB JSON: an object of attribute values that DynamoDB accepts.
@@ -99,17 +99,6 @@ fn scan_item(text: &str, start: usize) -> Result<usize, RawItemError> {
             offset: bytes.len(),
             message: "expected an item, found the end of the input".into(),
         }),
-    }
-}
-
-/// An item that passed validation; carries nothing.
-pub(crate) struct Validated;
-
-impl<'de> serde::Deserialize<'de> for Validated {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        ItemSeed::<Checked>(PhantomData)
-            .deserialize(d)
-            .map(|()| Validated)
     }
 }
 

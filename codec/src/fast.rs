@@ -288,7 +288,7 @@ mod tests {
     fn slow(text: &str) -> Option<usize> {
         crate::parse::clear_last();
         let mut stream =
-            serde_json::Deserializer::from_str(text).into_iter::<crate::batch::Validated>();
+            serde_json::Deserializer::from_str(text).into_iter::<crate::parse::Validated>();
         match stream.next() {
             Some(Ok(_)) => Some(stream.byte_offset()),
             _ => None,

@@ -15,7 +15,7 @@ use std::io::{Read as _, Write as _};
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
 
-use crate::naming::{self, BatchId, SegmentId};
+use crate::layout::{self, BatchId, SegmentId};
 use crate::parse::check_number;
 use crate::{
     BatchDecoder, BatchEncoder, DecodeError, EncoderConfig, Item, RawItem, Value, decode_items,
@@ -252,22 +252,23 @@ pub fn round_trip(data: &[u8]) {
 }
 
 /// Parses `data` as an object key (`<prefix>\n<key>`, or a key under the empty prefix):
-/// never a panic; a key that parses is exactly the one [`naming::batch_key`] writes for
+/// never a panic; a key that parses is exactly the one [`layout::batch_key`] writes for
 /// its ids, and parses again to them. The whole input, the key and each of its `/`-parts
 /// are tried as segment and batch ids, which parse only in their canonical spelling. Ids
 /// derived from the input always make keys that parse back, and Solace's own objects
-/// (manifest, segment markers) under the same prefix never parse as batches.
+/// (manifest, segment markers, the reserved schema and completion keys) under the same
+/// prefix never parse as batches.
 pub fn parse_key(data: &str) {
     let (prefix, key) = data.split_once('\n').unwrap_or(("", data));
-    match naming::parse_batch_key(prefix, key) {
+    match layout::parse_batch_key(prefix, key) {
         Ok((segment, batch)) => {
             assert_eq!(
-                naming::batch_key(prefix, segment, batch),
+                layout::batch_key(prefix, segment, batch),
                 key,
                 "keys are canonical"
             );
-            assert!(key.starts_with(&naming::segment_prefix(prefix, segment)));
-            assert_eq!(naming::parse_batch_key(prefix, key), Ok((segment, batch)));
+            assert!(key.starts_with(&layout::segment_prefix(prefix, segment)));
+            assert_eq!(layout::parse_batch_key(prefix, key), Ok((segment, batch)));
         }
         Err(e) => {
             let _ = e.to_string();
@@ -287,9 +288,9 @@ pub fn parse_key(data: &str) {
     let batches = [0, 1, u64::MAX, hash];
     for (segment, batch) in segments.into_iter().zip(batches) {
         let (segment, batch) = (SegmentId(segment), BatchId(batch));
-        let key = naming::batch_key(prefix, segment, batch);
+        let key = layout::batch_key(prefix, segment, batch);
         assert_eq!(
-            naming::parse_batch_key(prefix, &key),
+            layout::parse_batch_key(prefix, &key),
             Ok((segment, batch)),
             "{key:?}"
         );
@@ -297,10 +298,12 @@ pub fn parse_key(data: &str) {
         assert_eq!(BatchId::parse(&batch.to_string()), Ok(batch));
         // Solace's own objects under the prefix are never taken for batches.
         for own in [
-            naming::manifest_key(prefix),
-            naming::segment_marker_key(prefix, segment),
+            layout::manifest_key(prefix),
+            layout::segment_marker_key(prefix, segment),
+            layout::schema_key(prefix),
+            layout::completion_key(prefix),
         ] {
-            assert!(naming::parse_batch_key(prefix, &own).is_err(), "{own:?}");
+            assert!(layout::parse_batch_key(prefix, &own).is_err(), "{own:?}");
         }
     }
 }

@@ -1,22 +1,36 @@
-//! Solace's batch codec: how backups are named and what a batch object holds (SPEC §2).
+//! Solace's batch codec: how backups are named and what a batch object holds (docs/layout.md#batch-format).
 //!
 //! # Layout
-//! - [`naming`]: segment and batch ids, `<prefix>0x<segment>/0x<batch>` keys and their parsing.
+//! - [`layout`]: every object under a backup's prefix: segment and batch ids,
+//!   `<prefix>0x<segment>/0x<batch>` keys and their parsing, the `solace-meta/` objects
+//!   ([`Manifest`], [`SegmentMarker`], reserved keys) and their bytes.
 //! - [`item`]: the typed item model (ten attribute types) and its DynamoDB-JSON writer.
 //! - [`parse`]: DynamoDB-JSON reading with DynamoDB's rules, into any [`parse::Build`] target.
+//! - `fast` (private): the validating fast scanner in front of `parse`'s serde visitors.
 //! - [`batch`]: [`RawItem`], the streaming [`BatchEncoder`] and the capped, buffer-reusing
 //!   [`BatchDecoder`].
 //! - `sdk` (feature `sdk`): conversions to and from `aws_sdk_dynamodb`'s `AttributeValue`.
+//! - `sample` (feature `sample`): deterministic sample items for tests, benchmarks and the
+//!   demo.
+//! - `fuzzing` (feature `fuzzing`): the codec's invariants as plain functions, called by the
+//!   fuzz targets (`fuzz/`) and the regression tests.
+//!
+//! Modules import without circles (`tests/no_import_cycles.rs`): `parse` uses `item`;
+//! `fast` uses `parse`; `batch` uses `fast` and `parse`; `sdk` and `fuzzing` use `batch`;
+//! `sample` uses only `item` (the unit tests of `fast` and `sdk` use `sample`); `layout` uses
+//! nothing else of the codec.
 //!
 //! The hot path never builds a tree: an item is a validated byte range, copied into deflate
 //! on the way in and sliced out of the inflated buffer on the way out.
 
 pub mod batch;
 mod fast;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod item;
-pub mod naming;
+pub mod layout;
 pub mod parse;
+#[cfg(any(test, feature = "sample"))]
 pub mod sample;
 #[cfg(feature = "sdk")]
 pub mod sdk;
@@ -26,8 +40,9 @@ pub use batch::{
     RawItemError, decode_items, encode_items, inflate_capped,
 };
 pub use item::{Item, Value, write_item};
-pub use naming::{
-    BatchId, NameError, SegmentId, batch_key, manifest_key, parse_batch_key, segment_marker_key,
+pub use layout::{
+    BatchId, META_FOLDER, Manifest, NameError, SegmentId, SegmentMarker, batch_key, completion_key,
+    manifest_key, normalized_prefix, parse_batch_key, schema_key, segment_marker_key,
     segment_prefix,
 };
 pub use parse::{ItemError, ItemErrorKind};

@@ -363,6 +363,17 @@ impl<'de, B: Build<'de>> DeserializeSeed<'de> for ItemSeed<B> {
     }
 }
 
+/// An item that passed validation; carries nothing.
+pub(crate) struct Validated;
+
+impl<'de> serde::Deserialize<'de> for Validated {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ItemSeed::<Checked>(PhantomData)
+            .deserialize(d)
+            .map(|()| Validated)
+    }
+}
+
 struct MapVisitor<B> {
     allow_empty: bool,
     _b: PhantomData<B>,

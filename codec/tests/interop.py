@@ -1,4 +1,4 @@
-"""Plain-Python side of the interop test: only the standard library, as SPEC section 2 says.
+"""Plain-Python side of the interop test: only the standard library, as docs/layout.md#python-interoperability says.
 
 usage: interop.py DIR
   reads  DIR/rust.batch (written by the codec) and DIR/expected.jsonl (the same items, one

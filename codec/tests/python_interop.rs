@@ -1,4 +1,4 @@
-//! Interoperability with plain Python (SPEC section 2): `json.loads(zlib.decompress(body))`
+//! Interoperability with plain Python (docs/layout.md#python-interoperability): `json.loads(zlib.decompress(body))`
 //! reads what the codec writes, and what `zlib.compress(json.dumps(items))` writes decodes.
 
 use std::process::Command;

@@ -1,9 +1,10 @@
-//! Configuration from environment variables (functions/CONTRACT.md), with defaults that suit
+//! Configuration from environment variables (docs/settings.md), with defaults that suit
 //! `solace local`.
 
 use std::time::Duration;
 
-use crate::lambda::Function;
+use crate::function::Function;
+use crate::message::Action;
 
 /// A variable that is set but unusable.
 #[derive(Debug, thiserror::Error)]
@@ -14,10 +15,24 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// The default names of the queues and status tables (docs/messages.md#queues): what
+/// `solace local` creates, and what a deployment's names are made from.
+pub mod names {
+    pub const REQUEST_QUEUE: &str = "request-queue";
+    pub const BACKUP_QUEUE: &str = "backup-queue";
+    pub const RESTORE_QUEUE: &str = "restore-queue";
+    pub const REQUEST_DLQ: &str = "request-dlq";
+    pub const BACKUP_DLQ: &str = "backup-dlq";
+    pub const RESTORE_DLQ: &str = "restore-dlq";
+    pub const REJECTED_QUEUE: &str = "request-rejected";
+    pub const BACKUP_STATUS_TABLE: &str = "backup-table";
+    pub const RESTORE_STATUS_TABLE: &str = "restore-table";
+}
+
 /// The log level's variable (all functions; [`crate::lambda::init_logging`]).
 pub const LOG_LEVEL_VAR: &str = "RUST_LOG";
 
-/// The environment variables each function reads (CONTRACT.md): the part of [`Config`] it
+/// The environment variables each function reads (docs/settings.md): the part of [`Config`] it
 /// uses, and [`LOG_LEVEL_VAR`]. `tests/infra.rs` checks each function's Lambda sets exactly
 /// these; the tests below check [`Config::from_lookup`] reads exactly the `SOLACE_` ones.
 pub const ENV_VARS: &[(Function, &[&str])] = &[
@@ -143,9 +158,9 @@ impl Config {
             restore_queue_url: var("SOLACE_RESTORE_QUEUE_URL").unwrap_or_default(),
             rejected_queue_url: var("SOLACE_REJECTED_QUEUE_URL").unwrap_or_default(),
             backup_status_table: var("SOLACE_BACKUP_STATUS_TABLE")
-                .unwrap_or_else(|| "backup-table".into()),
+                .unwrap_or_else(|| names::BACKUP_STATUS_TABLE.into()),
             restore_status_table: var("SOLACE_RESTORE_STATUS_TABLE")
-                .unwrap_or_else(|| "restore-table".into()),
+                .unwrap_or_else(|| names::RESTORE_STATUS_TABLE.into()),
             max_segments: parsed(&var, "SOLACE_MAX_SEGMENTS", 1000)?,
             batch_bytes: parsed(&var, "SOLACE_BATCH_BYTES", 8 << 20)?,
             compression_level: parsed(&var, "SOLACE_COMPRESSION_LEVEL", 6)?,
@@ -191,10 +206,19 @@ impl Config {
         Ok(config)
     }
 
-    pub fn status_tables(&self) -> crate::status::StatusTables {
-        crate::status::StatusTables {
-            backup: self.backup_status_table.clone(),
-            restore: self.restore_status_table.clone(),
+    /// The work queue of `action`'s segments: the one place that picks a queue.
+    pub fn work_queue(&self, action: Action) -> &str {
+        match action {
+            Action::Backup => &self.backup_queue_url,
+            Action::Restore => &self.restore_queue_url,
+        }
+    }
+
+    /// The status table of `action`'s tasks.
+    pub fn status_table(&self, action: Action) -> &str {
+        match action {
+            Action::Backup => &self.backup_status_table,
+            Action::Restore => &self.restore_status_table,
         }
     }
 }

@@ -1,54 +1,51 @@
-//! What a function keeps between invocations: configuration and SDK clients, built once.
-//! Data clients are built per region on first use and cached (cross-region is the point).
-//! Every client records the operations it runs ([`crate::operations::Recorder`]).
+//! What a function keeps between invocations: its configuration, the pipeline's limits, and
+//! the [`Services`] it talks to, built once. [`AwsServices`] are the real ones: data clients
+//! per region built on first use and cached (cross-region is the point), every client
+//! recording the operations it runs ([`crate::operations::Recorder`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use solace_codec::EncoderConfig;
 use solace_pipeline::aws::{DynamoTable, S3Objects};
-use solace_pipeline::{BackupConfig, RestoreConfig};
+use solace_pipeline::{BackupConfig, Objects, RestoreConfig, Table};
 
 use crate::config::Config;
-use crate::lambda::Function;
+use crate::error::{Error, QueueError};
+use crate::function::Function;
+use crate::message::SegmentMessage;
 use crate::operations::{self, Recorder};
+use crate::queues::{Queues, SqsQueues};
+use crate::status::{DynamoStatus, StatusStore};
+
+/// The stores and queues a handler uses: AWS in production and in `solace local`, memory in
+/// the handlers' unit tests.
+pub trait Services: Send + Sync + 'static {
+    type Table: Table;
+    type Objects: Objects;
+    type Status: StatusStore;
+    type Queues: Queues;
+
+    /// The data table `name` in `region`.
+    fn table(&self, region: &str, name: &str) -> Self::Table;
+    /// The data bucket `name` in `region`.
+    fn bucket(&self, region: &str, name: &str) -> Self::Objects;
+    fn status(&self) -> &Self::Status;
+    fn queues(&self) -> &Self::Queues;
+}
 
 /// Shared state of a function.
 #[derive(Debug)]
-pub struct Context {
+pub struct Context<S> {
     pub config: Config,
-    pub sdk: SdkConfig,
-    pub sqs: aws_sdk_sqs::Client,
-    /// For the status tables, in the function's own region.
-    pub status: aws_sdk_dynamodb::Client,
     pub backup: BackupConfig,
     pub restore: RestoreConfig,
-    /// Data clients by region and by the function they were made for (see [`data_client`]).
-    dynamodb: Mutex<HashMap<(String, Option<Function>), aws_sdk_dynamodb::Client>>,
-    s3: Mutex<HashMap<(String, Option<Function>), aws_sdk_s3::Client>>,
+    pub services: S,
 }
 
-/// A data client for the function whose handler is running, if any: the pipeline runs some
-/// calls on tasks it spawns, outside the handler's [`operations::scope`], so the client
-/// carries the function itself. One function per Lambda process: one client per region.
-fn data_client<C: Clone>(
-    cache: &Mutex<HashMap<(String, Option<Function>), C>>,
-    region: &str,
-    build: impl FnOnce(Recorder) -> C,
-) -> C {
-    let function = operations::current();
-    cache
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry((region.to_owned(), function))
-        .or_insert_with(|| build(Recorder::for_function(function)))
-        .clone()
-}
-
-impl Context {
-    pub fn new(config: Config, sdk: SdkConfig) -> Arc<Self> {
+impl<S: Services> Context<S> {
+    pub fn new(config: Config, services: S) -> Arc<Self> {
         let backup = BackupConfig {
             encoder: EncoderConfig {
                 target_bytes: config.batch_bytes,
@@ -63,34 +60,82 @@ impl Context {
             ..RestoreConfig::default()
         };
         Arc::new(Context {
-            sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(&sdk)
-                    .interceptor(Recorder::current())
-                    .build(),
-            ),
-            status: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .interceptor(Recorder::current())
-                    .build(),
-            ),
             config,
-            sdk,
             backup,
             restore,
-            dynamodb: Mutex::default(),
-            s3: Mutex::default(),
+            services,
         })
     }
 
-    /// The data table `name` in `region`.
-    pub fn table(&self, region: &str, name: &str) -> DynamoTable {
-        let client = data_client(&self.dynamodb, region, |recorder| {
-            let client = solace_pipeline::aws::dynamodb_client(&self.sdk, region);
-            aws_sdk_dynamodb::Client::from_conf(
-                client.config().to_builder().interceptor(recorder).build(),
-            )
-        });
-        DynamoTable::new(client, name).with_page_limit(self.config.scan_page_limit)
+    /// Sends a segment message to its action's work queue.
+    pub async fn send_segment(
+        &self,
+        message: &SegmentMessage,
+        what: &'static str,
+    ) -> Result<(), Error> {
+        let queue = self.config.work_queue(message.request.action);
+        self.services
+            .queues()
+            .send(queue, message.to_json())
+            .await
+            .map_err(|source: QueueError| Error::Queue { what, source })
+    }
+}
+
+/// A data client for the function whose handler is running, if any: the pipeline runs some
+/// calls on tasks it spawns, outside the handler's [`operations::scope`], so the client
+/// carries the function itself. One function per Lambda process: one client per region.
+type Cache<C> = Mutex<HashMap<(String, Option<Function>), C>>;
+
+fn data_client<C: Clone>(cache: &Cache<C>, region: &str, build: impl FnOnce(Recorder) -> C) -> C {
+    let function = operations::current();
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry((region.to_owned(), function))
+        .or_insert_with(|| build(Recorder::for_function(function)))
+        .clone()
+}
+
+/// DynamoDB, S3 and SQS through the AWS SDK.
+#[derive(Debug)]
+pub struct AwsServices {
+    pub sdk: SdkConfig,
+    status: DynamoStatus,
+    queues: SqsQueues,
+    expected_bucket_owner: Option<String>,
+    scan_page_limit: Option<i32>,
+    dynamodb: Cache<aws_sdk_dynamodb::Client>,
+    s3: Cache<aws_sdk_s3::Client>,
+}
+
+impl AwsServices {
+    /// Clients for `config`'s deployment: status tables and queues in the SDK's region.
+    pub fn new(sdk: SdkConfig, config: &Config) -> Self {
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .interceptor(Recorder::current())
+                .build(),
+        );
+        let status = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(Recorder::current())
+                .build(),
+        );
+        AwsServices {
+            sdk,
+            status: DynamoStatus::new(status),
+            queues: SqsQueues::new(sqs),
+            expected_bucket_owner: config.expected_bucket_owner.clone(),
+            scan_page_limit: config.scan_page_limit,
+            dynamodb: Mutex::default(),
+            s3: Mutex::default(),
+        }
+    }
+
+    /// The SQS client (the local runner polls with it).
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        self.queues.client()
     }
 
     /// The S3 client for `region`.
@@ -102,86 +147,33 @@ impl Context {
             )
         })
     }
-
-    /// The data bucket `name` in `region`.
-    pub fn bucket(&self, region: &str, name: &str) -> S3Objects {
-        S3Objects::new(
-            self.s3(region),
-            name,
-            self.config.expected_bucket_owner.clone(),
-        )
-    }
 }
 
-impl Context {
-    /// Sends a segment message to its action's work queue.
-    pub async fn send_segment(
-        &self,
-        message: &crate::message::SegmentMessage,
-        what: &str,
-    ) -> Result<(), String> {
-        let queue = match message.request.action {
-            crate::message::Action::Backup => &self.config.backup_queue_url,
-            crate::message::Action::Restore => &self.config.restore_queue_url,
-        };
-        self.sqs
-            .send_message()
-            .queue_url(queue)
-            .message_body(message.to_json())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))
-    }
-}
+impl Services for AwsServices {
+    type Table = DynamoTable;
+    type Objects = S3Objects;
+    type Status = DynamoStatus;
+    type Queues = SqsQueues;
 
-/// A partial batch response failing the given message ids.
-pub fn failures(ids: Vec<String>) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = ids
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    response
-}
+    fn table(&self, region: &str, name: &str) -> DynamoTable {
+        let client = data_client(&self.dynamodb, region, |recorder| {
+            let client = solace_pipeline::aws::dynamodb_client(&self.sdk, region);
+            aws_sdk_dynamodb::Client::from_conf(
+                client.config().to_builder().interceptor(recorder).build(),
+            )
+        });
+        DynamoTable::new(client, name).with_page_limit(self.scan_page_limit)
+    }
 
-/// Emits CloudWatch metrics in Embedded Metric Format: one JSON line on stdout, which
-/// Lambda's log pipeline turns into metrics (namespace `Solace`, dimension `Function`).
-pub fn metrics(function: &str, values: &[(&str, f64)]) {
-    if values.is_empty() {
-        return;
+    fn bucket(&self, region: &str, name: &str) -> S3Objects {
+        S3Objects::new(self.s3(region), name, self.expected_bucket_owner.clone())
     }
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let defs: Vec<_> = values
-        .iter()
-        .map(|(name, _)| serde_json::json!({"Name": name, "Unit": if name.contains("Bytes") { "Bytes" } else { "Count" }}))
-        .collect();
-    let mut record = serde_json::json!({
-        "_aws": {
-            "Timestamp": millis,
-            "CloudWatchMetrics": [{
-                "Namespace": "Solace",
-                "Dimensions": [["Function"]],
-                "Metrics": defs,
-            }],
-        },
-        "Function": function,
-    });
-    if let Some(map) = record.as_object_mut() {
-        for (name, value) in values {
-            map.insert((*name).to_owned(), serde_json::json!(value));
-        }
+
+    fn status(&self) -> &DynamoStatus {
+        &self.status
     }
-    if crate::in_lambda() {
-        println!("{record}");
-    } else {
-        tracing::debug!(target: "solace::metrics", "{record}");
+
+    fn queues(&self) -> &SqsQueues {
+        &self.queues
     }
 }

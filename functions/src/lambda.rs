@@ -1,66 +1,19 @@
-//! The thin `lambda_runtime` entry point the four function binaries share.
+//! The thin `lambda_runtime` entry point the four function binaries share: logging,
+//! configuration and clients once, then the runtime loop.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::context::Context;
-use crate::message::Action;
+use crate::context::{AwsServices, Context};
+use crate::dispatch::dispatch;
+use crate::function::Function;
 
-/// The four functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Function {
-    Request,
-    Backup,
-    Restore,
-    Redrive,
-}
-
-impl Function {
-    pub const ALL: [Function; 4] = [
-        Function::Request,
-        Function::Backup,
-        Function::Restore,
-        Function::Redrive,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Function::Request => "request",
-            Function::Backup => "backup",
-            Function::Restore => "restore",
-            Function::Redrive => "redrive",
-        }
-    }
-}
-
-/// Runs one invocation's event through the function's handler, as `function`: the AWS
-/// operations it calls are recorded for it ([`crate::operations`]).
-pub async fn dispatch(
-    ctx: &Arc<Context>,
-    function: Function,
-    event: SqsEvent,
-    deadline: Instant,
-) -> SqsBatchResponse {
-    // Boxed: the handlers' futures are deep, and each binary's `main` holds them all.
-    let handler: std::pin::Pin<
-        Box<dyn std::future::Future<Output = SqsBatchResponse> + Send + '_>,
-    > = Box::pin(async move {
-        match function {
-            Function::Request => crate::request::handle(ctx, event).await,
-            Function::Backup => crate::worker::handle(ctx, Action::Backup, event, deadline).await,
-            Function::Restore => crate::worker::handle(ctx, Action::Restore, event, deadline).await,
-            Function::Redrive => crate::redrive::handle(ctx, event).await,
-        }
-    });
-    crate::operations::scope(function, handler).await
-}
-
-/// JSON logs for CloudWatch, level from [`crate::config::LOG_LEVEL_VAR`] (default `info`).
+/// Logs to stderr, level from [`crate::config::LOG_LEVEL_VAR`] (default `info`); JSON for
+/// CloudWatch when `json`.
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env(crate::config::LOG_LEVEL_VAR)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -74,13 +27,13 @@ pub fn init_logging(json: bool) {
     };
 }
 
-/// The `main` of a function binary: logging, configuration and clients once, then the
-/// runtime loop.
+/// The `main` of a function binary.
 pub async fn main(function: Function) -> Result<(), lambda_runtime::Error> {
     init_logging(true);
     let config = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let ctx = Context::new(config, sdk);
+    let services = AwsServices::new(sdk, &config);
+    let ctx = Context::new(config, services);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let ctx = ctx.clone();
         async move {

@@ -1,30 +1,45 @@
-//! Solace's functions and the `solace` command.
+//! Solace's four Lambda functions and what they share. The `solace` command, the local
+//! runner and the demo live in the `solace-cli` crate.
 //!
 //! # Layout
-//! - [`message`]: the request (SPEC §1) and the per-segment messages.
-//! - [`config`]: settings from environment variables (see `CONTRACT.md`), and which
-//!   function reads which.
-//! - [`context`]: clients built once per function, partial batch responses, EMF metrics.
-//! - [`request`], [`worker`] (backup and restore), [`redrive`]: the four handlers.
+//! - [`function`]: the four functions by name.
+//! - [`message`]: the request (docs/request.md) and the per-segment messages
+//!   (docs/messages.md).
+//! - [`config`]: settings from environment variables (docs/settings.md), which function reads
+//!   which, and the default queue and table names.
+//! - [`error`]: typed errors that say whether a later delivery can fix them.
+//! - [`context`]: what a function keeps between invocations; the [`context::Services`] seam
+//!   and its AWS implementation.
+//! - [`status`]: the status tables behind [`status::StatusStore`], segments counted once.
+//! - [`queues`]: sending messages, behind [`queues::Queues`].
+//! - [`records`]: the one SQS batch loop (a span per message, partial batch failures).
+//! - [`request`], [`worker`] (backup and restore), [`redrive`]: the handlers.
+//! - [`dispatch`]: an invocation's event through its function's handler.
 //! - [`operations`]: the AWS operations each function calls (declared and recorded).
-//! - [`status`]: the status tables, counted exactly once per segment.
-//! - [`local`]: `solace local`, the four handlers fed from real queues with Lambda's SQS
-//!   semantics.
-//! - [`lambda`]: the thin `lambda_runtime` entry point the function binaries share.
-//! - [`cli_batch`]: `solace batch encode|decode`.
+//! - [`metrics`]: CloudWatch Embedded Metric Format.
+//! - [`lambda`]: the thin `lambda_runtime` entry point of the function binaries.
+//! - `mem` (feature `mem`): in-memory services for the handlers' unit tests.
 
-pub mod cli_batch;
 pub mod config;
 pub mod context;
-pub mod demo;
+pub mod dispatch;
+pub mod error;
+pub mod function;
 pub mod lambda;
-pub mod local;
+#[cfg(feature = "mem")]
+pub mod mem;
 pub mod message;
+pub mod metrics;
 pub mod operations;
+pub mod queues;
+pub mod records;
 pub mod redrive;
 pub mod request;
 pub mod status;
 pub mod worker;
+
+pub use error::Error;
+pub use function::Function;
 
 /// Whether this process runs inside AWS Lambda.
 pub fn in_lambda() -> bool {

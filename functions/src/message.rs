@@ -1,4 +1,5 @@
-//! The messages: the operator's request (SPEC §1) and the per-segment work messages.
+//! The messages: the operator's request (docs/request.md#fields) and the per-segment work
+//! messages (docs/messages.md#segment-message).
 
 use serde::{Deserialize, Serialize};
 use solace_pipeline::{BackupCheckpoint, RestoreCheckpoint};

@@ -1,11 +1,11 @@
 //! The AWS operations each function calls, as IAM actions: declared in [`CALLS`] (what its
-//! role must allow, checked against `infra/` by `tests/infra.rs` and against `CONTRACT.md`),
+//! role must allow, checked against `infra/` by `tests/infra.rs` and against docs/settings.md#function-contract),
 //! and observed at run time by [`Recorder`], an SDK interceptor on every client
 //! [`crate::context::Context`] builds. [`undeclared`] lists what was observed but not
 //! declared: the emulator system tests assert it is empty, so an SDK call added to a function
 //! without declaring it (and so without allowing it in IAM) fails there.
 //!
-//! The function a call belongs to is the one whose handler runs it: [`crate::lambda::dispatch`]
+//! The function a call belongs to is the one whose handler runs it: [`crate::dispatch::dispatch`]
 //! runs every handler inside [`scope`]. Calls made outside a scope (`solace local`'s own
 //! polling, the demo's setup) are not recorded.
 
@@ -20,7 +20,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::lambda::Function;
+use crate::function::Function;
 
 /// The IAM actions each function's code needs, one per AWS operation it calls (see
 /// [`iam_actions`] for how an SDK operation maps to actions). Sorted.

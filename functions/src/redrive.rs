@@ -6,69 +6,64 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use solace_codec::SegmentId;
 use tracing::{error, info, warn};
 
-use crate::context::{Context, failures, metrics};
+use crate::context::{Context, Services};
+use crate::error::Error;
+use crate::function::Function;
 use crate::message::SegmentMessage;
-use crate::status::{self, SegmentEnd};
+use crate::status::{Count, SegmentEnd, StatusStore};
+use crate::{metrics, records};
 
-pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
-    let mut failed = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        if let Err(e) = process(ctx, &record).await {
-            warn!(message_id = %id, error = %e, "redrive will be retried");
-            failed.push(id);
-        }
-    }
-    failures(failed)
+pub async fn handle<S: Services>(ctx: &Context<S>, event: SqsEvent) -> SqsBatchResponse {
+    records::each(Function::Redrive, event, |record| process(ctx, record)).await
 }
 
-async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), String> {
+async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<(), Error> {
     let body = record.body.as_deref().unwrap_or_default();
     let message: SegmentMessage = match serde_json::from_str(body) {
         Ok(m) => m,
         Err(e) => {
-            error!(body = %body, error = %e, "unreadable dead letter dropped");
+            // The body is not logged: it may hold key values.
+            error!(bytes = body.len(), error = %e, "unreadable dead letter dropped");
             return Ok(());
         }
     };
+    records::record_task(&message.task_id, Some(message.segment));
     let action = message.request.action;
     let segment = SegmentId(message.segment);
+    let table = ctx.config.status_table(action);
+    let status = ctx.services.status();
     if message.redrives < ctx.config.redrive_limit {
         let next = SegmentMessage {
             redrives: message.redrives + 1,
             ..message.clone()
         };
         ctx.send_segment(&next, "re-routing").await?;
-        warn!(task_id = %message.task_id, segment = %segment, redrive = next.redrives, "segment re-routed");
-        metrics("redrive", &[("Redrives", 1.0)]);
+        warn!(redrive = next.redrives, "segment re-routed");
+        metrics::emit("redrive", &[("Redrives", 1.0)]);
         return Ok(());
     }
-    let table = ctx.config.status_tables().for_action(action).to_owned();
-    let last = status::read_task(&ctx.status, &table, &message.task_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .and_then(|t| t.errors.get(&segment.to_string()).cloned());
+    let Some(task) = status.read_task(table, &message.task_id).await? else {
+        // Not this deployment's task: nothing to count, and retrying cannot change that.
+        error!("dead letter for a task that does not exist consumed");
+        return Ok(());
+    };
+    let last = task.errors.get(&segment.to_string()).cloned();
     let reason = format!(
         "failed after {} redrives: {}",
         message.redrives,
         last.as_deref()
             .unwrap_or("no error was recorded (the function timed out or crashed)")
     );
-    let counted = status::end_segment(
-        &ctx.status,
-        &table,
-        &message.task_id,
-        segment,
-        &SegmentEnd::Failed {
-            reason: reason.clone(),
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    error!(task_id = %message.task_id, segment = %segment, counted, reason = %reason, "segment failed");
-    if counted {
-        metrics(action.as_str(), &[("SegmentsFailed", 1.0)]);
+    let end = SegmentEnd::Failed {
+        reason: reason.clone(),
+    };
+    let count = status
+        .end_segment(table, &message.task_id, segment, &end)
+        .await?;
+    error!(?count, reason = %reason, "segment failed");
+    if count == Count::Counted {
+        metrics::emit(action.as_str(), &[("SegmentsFailed", 1.0)]);
     }
-    info!(task_id = %message.task_id, "dead letter consumed");
+    info!("dead letter consumed");
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The request function: validates a request (SPEC §1), records the task, writes the
+//! The request function: validates a request (docs/request.md#validation), records the task, writes the
 //! backup's manifest, and fans out one message per segment.
 //!
 //! A rejected request is consumed (it must not loop), fans out nothing, is logged as a
@@ -6,29 +6,20 @@
 //! operator finds it.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use solace_codec::layout::Manifest;
 use solace_pipeline::{ErrorKind, Objects};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
-use crate::context::{Context, failures, metrics};
+use crate::context::{Context, Services};
+use crate::error::Error;
+use crate::function::Function;
 use crate::message::{Action, Request, SegmentMessage};
-use crate::status;
+use crate::queues::{MAX_BATCH, Queues};
+use crate::status::{self, StatusStore};
+use crate::{metrics, records};
 
-/// The backup's manifest, `<prefix>solace-meta/manifest.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Manifest {
-    pub format: u32,
-    pub task_id: String,
-    pub total_segments: u32,
-    pub table_region: String,
-    pub table_name: String,
-    pub created_at: String,
-}
-
-/// Checks a request body against SPEC §1. The error names what was wrong.
+/// Checks a request body against docs/request.md#validation. The error names what was wrong.
 pub fn validate(body: &str, max_segments: u32) -> Result<Request, String> {
     let value: serde_json::Value =
         serde_json::from_str(body).map_err(|e| format!("the request is not JSON: {e}"))?;
@@ -121,32 +112,30 @@ fn check_bucket_name(name: &str) -> Result<(), String> {
 }
 
 /// Handles a batch of request messages.
-pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
-    let mut failed = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        if let Err(e) = process(ctx, &record).await {
-            // Only errors that a retry can fix get here; the message comes back.
-            warn!(task_id = %id, error = %e, "request will be retried");
-            failed.push(id);
-        }
-    }
-    failures(failed)
+pub async fn handle<S: Services>(ctx: &Context<S>, event: SqsEvent) -> SqsBatchResponse {
+    records::each(Function::Request, event, |record| process(ctx, record)).await
 }
 
-async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), String> {
+async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<(), Error> {
     let task_id = record.message_id.clone().unwrap_or_default();
-    let body = record.body.clone().unwrap_or_default();
+    records::record_task(&task_id, None);
+    let body = record.body.unwrap_or_default();
     let request = match validate(&body, ctx.config.max_segments) {
         Ok(r) => r,
         Err(reason) => return reject(ctx, &task_id, &body, &reason).await,
     };
-    let bucket = ctx.bucket(&request.bucket_region, &request.bucket_name);
+    let bucket = ctx
+        .services
+        .bucket(&request.bucket_region, &request.bucket_name);
+    let bucket_error = |source| Error::Bucket {
+        bucket: request.bucket_name.clone(),
+        source,
+    };
     let manifest_key = solace_codec::manifest_key(&request.bucket_prefix);
     let created_at = status::now_rfc3339();
     match request.action {
         Action::Restore => match bucket.get(&manifest_key).await {
-            Ok(Some(manifest)) => match serde_json::from_slice::<Manifest>(&manifest) {
+            Ok(Some(manifest)) => match Manifest::from_json(&manifest) {
                 Ok(m) if m.total_segments != request.total_segments => {
                     let reason = format!(
                         "total-segments is {} but the backup at {manifest_key} was made with {}",
@@ -161,53 +150,62 @@ async fn process(ctx: &Context, record: &SqsMessage) -> Result<(), String> {
                 }
             },
             Ok(None) => {
-                info!(task_id = %task_id, "no manifest (a Solace v3 backup?): segment count not checked");
+                info!("no manifest (a Solace v3 backup?): segment count not checked");
             }
             Err(e) if e.kind == ErrorKind::Permanent => {
                 let reason = format!("cannot read bucket {}: {e}", request.bucket_name);
                 return reject(ctx, &task_id, &body, &reason).await;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(bucket_error(e)),
         },
         Action::Backup => {
             let manifest = Manifest {
-                format: 1,
+                format: Manifest::FORMAT,
                 task_id: task_id.clone(),
                 total_segments: request.total_segments,
                 table_region: request.table_region.clone(),
                 table_name: request.table_name.clone(),
                 created_at: created_at.clone(),
             };
-            let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-            match bucket.put(&manifest_key, Bytes::from(json)).await {
+            match bucket
+                .put(&manifest_key, Bytes::from(manifest.to_json()))
+                .await
+            {
                 Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::Permanent => {
                     let reason = format!("cannot write to bucket {}: {e}", request.bucket_name);
                     return reject(ctx, &task_id, &body, &reason).await;
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(bucket_error(e)),
             }
         }
     }
-    let tables = ctx.config.status_tables();
-    let created = status::create_task(&ctx.status, &tables, &task_id, &request, &created_at)
-        .await
-        .map_err(|e| e.to_string())?;
+    let table = ctx.config.status_table(request.action);
+    let created = ctx
+        .services
+        .status()
+        .create_task(table, &task_id, &request, &created_at)
+        .await?;
     // A redelivered request fans out again: a crash may have cut the first fan-out short,
     // and a segment is counted once however many of its messages run.
     fan_out(ctx, &task_id, &request).await?;
-    info!(task_id = %task_id, action = request.action.as_str(), segments = request.total_segments,
+    info!(action = request.action.as_str(), segments = request.total_segments,
           table = %request.table_name, bucket = %request.bucket_name, prefix = %request.bucket_prefix,
           redelivered = !created, "task fanned out");
-    metrics("request", &[("Tasks", 1.0)]);
+    metrics::emit("request", &[("Tasks", 1.0)]);
     Ok(())
 }
 
 /// Consumes a bad request: a structured error in the log, a metric, and the request with
 /// its reason on the rejected-requests queue.
-async fn reject(ctx: &Context, task_id: &str, body: &str, reason: &str) -> Result<(), String> {
-    error!(task_id = %task_id, reason = %reason, "request rejected");
-    metrics("request", &[("RejectedRequests", 1.0)]);
+async fn reject<S: Services>(
+    ctx: &Context<S>,
+    task_id: &str,
+    body: &str,
+    reason: &str,
+) -> Result<(), Error> {
+    error!(reason = %reason, "request rejected");
+    metrics::emit("request", &[("RejectedRequests", 1.0)]);
     if ctx.config.rejected_queue_url.is_empty() {
         return Ok(());
     }
@@ -217,29 +215,25 @@ async fn reject(ctx: &Context, task_id: &str, body: &str, reason: &str) -> Resul
         "request": body,
         "rejected-at": status::now_rfc3339(),
     });
-    ctx.sqs
-        .send_message()
-        .queue_url(&ctx.config.rejected_queue_url)
-        .message_body(record.to_string())
-        .send()
+    ctx.services
+        .queues()
+        .send(&ctx.config.rejected_queue_url, record.to_string())
         .await
-        .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "recording the rejection: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            )
+        .map_err(|source| Error::Queue {
+            what: "recording the rejection",
+            source,
         })
 }
 
-/// Sends one message per segment, ten to a SendMessageBatch call, retrying failed entries.
-async fn fan_out(ctx: &Context, task_id: &str, request: &Request) -> Result<(), String> {
-    let queue = match request.action {
-        Action::Backup => &ctx.config.backup_queue_url,
-        Action::Restore => &ctx.config.restore_queue_url,
-    };
+/// Sends one message per segment, [`MAX_BATCH`] to a call, retrying failed entries.
+async fn fan_out<S: Services>(
+    ctx: &Context<S>,
+    task_id: &str,
+    request: &Request,
+) -> Result<(), Error> {
+    let queue = ctx.config.work_queue(request.action);
     let segments: Vec<u32> = (0..request.total_segments).collect();
-    for chunk in segments.chunks(10) {
+    for chunk in segments.chunks(MAX_BATCH) {
         let mut pending: Vec<u32> = chunk.to_vec();
         for attempt in 0..5 {
             if pending.is_empty() {
@@ -248,43 +242,34 @@ async fn fan_out(ctx: &Context, task_id: &str, request: &Request) -> Result<(), 
             if attempt > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
             }
-            let entries = pending
+            let bodies = pending
                 .iter()
                 .map(|&segment| {
-                    let message = SegmentMessage {
+                    SegmentMessage {
                         task_id: task_id.to_owned(),
                         segment,
                         request: request.clone(),
                         checkpoint: None,
                         redrives: 0,
-                    };
-                    SendMessageBatchRequestEntry::builder()
-                        .id(format!("s{segment}"))
-                        .message_body(message.to_json())
-                        .build()
-                        .map_err(|e| e.to_string())
+                    }
+                    .to_json()
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = ctx
-                .sqs
-                .send_message_batch()
-                .queue_url(queue)
-                .set_entries(Some(entries))
-                .send()
+                .collect();
+            let failed = ctx
+                .services
+                .queues()
+                .send_batch(queue, bodies)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "fanning out: {}",
-                        aws_sdk_sqs::error::DisplayErrorContext(&e)
-                    )
+                .map_err(|source| Error::Queue {
+                    what: "fanning out",
+                    source,
                 })?;
-            let failed: Vec<String> = out.failed().iter().map(|f| f.id().to_owned()).collect();
-            pending.retain(|s| failed.contains(&format!("s{s}")));
+            pending = failed.into_iter().map(|i| pending[i]).collect();
         }
         if !pending.is_empty() {
-            return Err(format!(
+            return Err(Error::Internal(format!(
                 "fanning out: segments {pending:?} could not be sent"
-            ));
+            )));
         }
     }
     Ok(())

@@ -1,39 +1,116 @@
-//! The status tables (SPEC §3): one item per task, segments counted exactly once.
+//! The status tables: one item per task, each segment counted exactly once
+//! (docs/status.md). [`StatusStore`] is the seam the handlers call; [`DynamoStatus`] is the
+//! real one, and `crate::mem` (feature `mem`) holds an in-memory one for unit tests.
 //!
 //! Each segment's name goes into a `completed` or `failed` string set in the same conditional
 //! update that adds to its counter, and the condition refuses a segment already in either
 //! set: however often and in whatever order messages arrive, a segment is counted once.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use solace_codec::SegmentId;
 
-use crate::message::{Action, Request};
+use crate::error::StatusError;
+use crate::message::Request;
 
-/// Names of the two status tables.
+/// How a segment ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusTables {
-    pub backup: String,
-    pub restore: String,
+pub enum SegmentEnd {
+    Completed { items: u64, bytes: u64 },
+    Failed { reason: String },
 }
 
-impl StatusTables {
-    pub fn for_action(&self, action: Action) -> &str {
-        match action {
-            Action::Backup => &self.backup,
-            Action::Restore => &self.restore,
-        }
+/// What counting a segment did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// This call counted it.
+    Counted,
+    /// It was counted before (a duplicate delivery, an earlier attempt).
+    AlreadyCounted,
+    /// There is no such task in this table: the message is not this deployment's.
+    NoTask,
+}
+
+/// A task's counters, read for progress displays and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskStatus {
+    pub total: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub items: u64,
+    pub bytes: u64,
+    pub errors: HashMap<String, String>,
+}
+
+impl TaskStatus {
+    /// Done when every segment is counted one way or the other (docs/status.md#predicates).
+    pub fn is_done(&self) -> bool {
+        self.completed + self.failed == self.total
+    }
+    pub fn succeeded(&self) -> bool {
+        self.completed == self.total
+    }
+    pub fn failed(&self) -> bool {
+        self.failed > 0
     }
 }
 
-/// A failed status-table call.
-#[derive(Debug, thiserror::Error)]
-#[error("status table {table}: {message}")]
-pub struct StatusError {
-    pub table: String,
-    pub message: String,
+/// The status tables, as the handlers use them. `table` is a status table's name.
+pub trait StatusStore: Send + Sync + 'static {
+    /// Records a new task; a redelivered request finds it there and changes nothing.
+    /// Returns whether the item was created now.
+    fn create_task(
+        &self,
+        table: &str,
+        task_id: &str,
+        request: &Request,
+        created_at: &str,
+    ) -> impl Future<Output = Result<bool, StatusError>> + Send;
+
+    /// Counts a segment as completed or failed, once.
+    fn end_segment(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+        end: &SegmentEnd,
+    ) -> impl Future<Output = Result<Count, StatusError>> + Send;
+
+    /// Records the last error of a segment that will be retried, for the operator and for
+    /// the redrive function's final verdict.
+    fn note_segment_error(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StatusError>> + Send;
+
+    /// A task's status (strongly consistent); `None` if there is no such task.
+    fn read_task(
+        &self,
+        table: &str,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<TaskStatus>, StatusError>> + Send;
+}
+
+/// The status tables in DynamoDB, in the function's own region.
+#[derive(Debug, Clone)]
+pub struct DynamoStatus {
+    client: Client,
+}
+
+impl DynamoStatus {
+    pub fn new(client: Client) -> Self {
+        DynamoStatus { client }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -44,17 +121,13 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Records a new task; a redelivered request finds it there and changes nothing.
-/// Returns whether the item was created now.
-pub async fn create_task(
-    client: &Client,
-    tables: &StatusTables,
+/// The attributes of a new task's item.
+pub fn task_item(
     task_id: &str,
     request: &Request,
     created_at: &str,
-) -> Result<bool, StatusError> {
-    let table = tables.for_action(request.action);
-    let item: HashMap<String, AttributeValue> = [
+) -> HashMap<String, AttributeValue> {
+    [
         ("task-id", s(task_id)),
         ("action", s(request.action.as_str())),
         ("total-segments", n(request.total_segments)),
@@ -72,16 +145,40 @@ pub async fn create_task(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let out = client
-        .put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(#id)")
-        .expression_attribute_names("#id", "task-id")
-        .send()
-        .await;
-    conditional(table, out)
+    .collect()
+}
+
+fn status_error<E, R>(table: &str, e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> StatusError
+where
+    E: std::error::Error
+        + Send
+        + Sync
+        + 'static
+        + aws_smithy_types::error::metadata::ProvideErrorMetadata,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_dynamodb::error::SdkError;
+    let retryable = match e {
+        SdkError::ServiceError(se) => matches!(
+            se.err().code(),
+            Some(
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "LimitExceededException"
+                    | "TransactionConflictException"
+            )
+        ),
+        // Timeouts, dispatch and response failures: the call may not have happened.
+        _ => true,
+    };
+    StatusError {
+        table: table.to_owned(),
+        message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+        retryable,
+    }
 }
 
 /// `Ok(true)` when a conditional write happened, `Ok(false)` when its condition refused it.
@@ -96,7 +193,12 @@ fn conditional<T, E>(
     >,
 ) -> Result<bool, StatusError>
 where
-    E: std::error::Error + Send + Sync + 'static + ConditionFailed,
+    E: std::error::Error
+        + Send
+        + Sync
+        + 'static
+        + ConditionFailed
+        + aws_smithy_types::error::metadata::ProvideErrorMetadata,
 {
     match out {
         Ok(_) => Ok(true),
@@ -106,10 +208,7 @@ where
         {
             Ok(false)
         }
-        Err(e) => Err(StatusError {
-            table: table.to_owned(),
-            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-        }),
+        Err(e) => Err(status_error(table, &e)),
     }
 }
 
@@ -130,146 +229,126 @@ impl ConditionFailed for aws_sdk_dynamodb::operation::update_item::UpdateItemErr
     }
 }
 
-/// How a segment ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SegmentEnd {
-    Completed { items: u64, bytes: u64 },
-    Failed { reason: String },
-}
-
-/// Counts a segment as completed or failed, once. Returns whether this call counted it
-/// (false: it was already counted, by a duplicate or an earlier attempt).
-pub async fn end_segment(
-    client: &Client,
-    table: &str,
-    task_id: &str,
-    segment: SegmentId,
-    end: &SegmentEnd,
-) -> Result<bool, StatusError> {
-    let name = segment.to_string();
-    let mut update = client
-        .update_item()
-        .table_name(table)
-        .key("task-id", s(task_id))
-        .condition_expression(
-            "attribute_exists(#id) AND NOT contains(#done, :seg) AND NOT contains(#failed, :seg)",
-        )
-        .expression_attribute_names("#id", "task-id")
-        .expression_attribute_names("#done", "completed")
-        .expression_attribute_names("#failed", "failed")
-        .expression_attribute_values(":seg", s(&name))
-        .expression_attribute_values(":set", AttributeValue::Ss(vec![name.clone()]))
-        .expression_attribute_values(":one", n(1));
-    update = match end {
-        SegmentEnd::Completed { items, bytes } => update
-            .update_expression(
-                "ADD #done :set, #count :one, #items :items, #bytes :bytes SET #updated = :now",
-            )
-            .expression_attribute_names("#count", "completed-segments")
-            .expression_attribute_names("#items", "items")
-            .expression_attribute_names("#bytes", "bytes")
-            .expression_attribute_values(":items", n(items))
-            .expression_attribute_values(":bytes", n(bytes)),
-        SegmentEnd::Failed { reason } => update
-            .update_expression(
-                "ADD #failed :set, #count :one SET #errs.#segname = :reason, #updated = :now",
-            )
-            .expression_attribute_names("#count", "failed-segments")
-            .expression_attribute_names("#errs", "segment-errors")
-            .expression_attribute_names("#segname", name.clone())
-            .expression_attribute_values(":reason", s(truncate(reason))),
-    };
-    let out = update
-        .expression_attribute_names("#updated", "updated-at")
-        .expression_attribute_values(":now", s(now_rfc3339()))
-        .send()
-        .await;
-    let counted = conditional(table, out)?;
-    // Refused: counted before, or no such task here at all (a message sent to the wrong
-    // deployment, a status item deleted by hand). The second must not pass for the first,
-    // or the segment would vanish from every count; as an error the message is retried and
-    // dead-lettered where an operator sees it.
-    if !counted && read_task(client, table, task_id).await?.is_none() {
-        return Err(StatusError {
-            table: table.to_owned(),
-            message: format!("no task {task_id}: segment {name} cannot be counted"),
-        });
+impl StatusStore for DynamoStatus {
+    async fn create_task(
+        &self,
+        table: &str,
+        task_id: &str,
+        request: &Request,
+        created_at: &str,
+    ) -> Result<bool, StatusError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(task_item(task_id, request, created_at)))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", "task-id")
+            .send()
+            .await;
+        conditional(table, out)
     }
-    Ok(counted)
-}
 
-/// Records the last error of a segment that will be retried, for the operator and for the
-/// redrive function's final verdict. Best effort: the retry happens either way.
-pub async fn note_segment_error(
-    client: &Client,
-    table: &str,
-    task_id: &str,
-    segment: SegmentId,
-    reason: &str,
-) -> Result<(), StatusError> {
-    client
-        .update_item()
-        .table_name(table)
-        .key("task-id", s(task_id))
-        .condition_expression("attribute_exists(#id)")
-        .update_expression("SET #errs.#segname = :reason")
-        .expression_attribute_names("#id", "task-id")
-        .expression_attribute_names("#errs", "segment-errors")
-        .expression_attribute_names("#segname", segment.to_string())
-        .expression_attribute_values(":reason", s(truncate(reason)))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| StatusError {
-            table: table.to_owned(),
-            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+    async fn end_segment(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+        end: &SegmentEnd,
+    ) -> Result<Count, StatusError> {
+        let name = segment.to_string();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("task-id", s(task_id))
+            .condition_expression(
+                "attribute_exists(#id) AND NOT contains(#done, :seg) AND NOT contains(#failed, :seg)",
+            )
+            .expression_attribute_names("#id", "task-id")
+            .expression_attribute_names("#done", "completed")
+            .expression_attribute_names("#failed", "failed")
+            .expression_attribute_values(":seg", s(&name))
+            .expression_attribute_values(":set", AttributeValue::Ss(vec![name.clone()]))
+            .expression_attribute_values(":one", n(1));
+        update = match end {
+            SegmentEnd::Completed { items, bytes } => update
+                .update_expression(
+                    "ADD #done :set, #count :one, #items :items, #bytes :bytes SET #updated = :now",
+                )
+                .expression_attribute_names("#count", "completed-segments")
+                .expression_attribute_names("#items", "items")
+                .expression_attribute_names("#bytes", "bytes")
+                .expression_attribute_values(":items", n(items))
+                .expression_attribute_values(":bytes", n(bytes)),
+            SegmentEnd::Failed { reason } => update
+                .update_expression(
+                    "ADD #failed :set, #count :one SET #errs.#segname = :reason, #updated = :now",
+                )
+                .expression_attribute_names("#count", "failed-segments")
+                .expression_attribute_names("#errs", "segment-errors")
+                .expression_attribute_names("#segname", name.clone())
+                .expression_attribute_values(":reason", s(truncate(reason))),
+        };
+        let out = update
+            .expression_attribute_names("#updated", "updated-at")
+            .expression_attribute_values(":now", s(now_rfc3339()))
+            .send()
+            .await;
+        if conditional(table, out)? {
+            return Ok(Count::Counted);
+        }
+        // Refused: counted before, or no such task here at all (a message sent to the wrong
+        // deployment, a status item deleted by hand). The second must not pass for the first.
+        Ok(match self.read_task(table, task_id).await? {
+            Some(_) => Count::AlreadyCounted,
+            None => Count::NoTask,
         })
+    }
+
+    async fn note_segment_error(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+        reason: &str,
+    ) -> Result<(), StatusError> {
+        self.client
+            .update_item()
+            .table_name(table)
+            .key("task-id", s(task_id))
+            .condition_expression("attribute_exists(#id)")
+            .update_expression("SET #errs.#segname = :reason")
+            .expression_attribute_names("#id", "task-id")
+            .expression_attribute_names("#errs", "segment-errors")
+            .expression_attribute_names("#segname", segment.to_string())
+            .expression_attribute_values(":reason", s(truncate(reason)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| status_error(table, &e))
+    }
+
+    async fn read_task(
+        &self,
+        table: &str,
+        task_id: &str,
+    ) -> Result<Option<TaskStatus>, StatusError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key("task-id", s(task_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| status_error(table, &e))?;
+        Ok(out.item.map(|item| task_status(&item)))
+    }
 }
 
-/// A task's counters, read for progress displays and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskStatus {
-    pub total: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub items: u64,
-    pub bytes: u64,
-    pub errors: HashMap<String, String>,
-}
-
-impl TaskStatus {
-    /// SPEC §3: done when every segment is counted one way or the other.
-    pub fn is_done(&self) -> bool {
-        self.completed + self.failed == self.total
-    }
-    pub fn succeeded(&self) -> bool {
-        self.completed == self.total
-    }
-    pub fn failed(&self) -> bool {
-        self.failed > 0
-    }
-}
-
-/// Reads a task's status (strongly consistent); `None` if there is no such task.
-pub async fn read_task(
-    client: &Client,
-    table: &str,
-    task_id: &str,
-) -> Result<Option<TaskStatus>, StatusError> {
-    let out = client
-        .get_item()
-        .table_name(table)
-        .key("task-id", s(task_id))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| StatusError {
-            table: table.to_owned(),
-            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-        })?;
-    let Some(item) = out.item else {
-        return Ok(None);
-    };
+/// The counters of a status item.
+pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
     let num = |k: &str| match item.get(k) {
         Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
         _ => 0,
@@ -281,18 +360,19 @@ pub async fn read_task(
             .collect(),
         _ => HashMap::new(),
     };
-    Ok(Some(TaskStatus {
+    TaskStatus {
         total: num("total-segments"),
         completed: num("completed-segments"),
         failed: num("failed-segments"),
         items: num("items"),
         bytes: num("bytes"),
         errors,
-    }))
+    }
 }
 
-fn truncate(reason: &str) -> String {
-    // A status item stays far under DynamoDB's 400 KB with a thousand failed segments.
+/// A reason as stored: a status item stays far under DynamoDB's 400 KB with a thousand
+/// failed segments.
+pub fn truncate(reason: &str) -> String {
     const MAX: usize = 300;
     match reason.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}…", &reason[..i]),
@@ -330,5 +410,14 @@ mod tests {
             ..TaskStatus::default()
         };
         assert!(!t.is_done());
+    }
+
+    #[test]
+    fn stored_reasons_are_cut_at_300_characters() {
+        assert_eq!(truncate("short"), "short");
+        let long = "é".repeat(400);
+        let cut = truncate(&long);
+        assert_eq!(cut.chars().count(), 301);
+        assert!(cut.ends_with('…'));
     }
 }

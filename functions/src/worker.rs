@@ -2,29 +2,37 @@
 //! less a margin, then continue in a new message carrying the checkpoint; the final message
 //! of a segment marks it completed in the status table.
 //!
-//! A failure leaves the message to SQS: it is retried, dead-lettered after the queue's
-//! maxReceiveCount, and the redrive function decides from there. Its reason is recorded on
-//! the task's status item.
+//! Errors decide the path (docs/messages.md#errors):
+//! - permanent (a corrupt or missing batch, access denied, a table that does not exist):
+//!   the segment is marked failed in this invocation, with the reason, counted once;
+//! - transient after progress: the segment continues in a new message from the checkpoint
+//!   this run reached, so the batches already written are not written again;
+//! - transient with no progress: the message goes back to SQS, which retries it and
+//!   dead-letters it after the queue's maxReceiveCount; the redrive function decides from
+//!   there. The reason is noted on the task's status item.
 
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use solace_codec::SegmentId;
 use solace_pipeline::{
-    BackupCheckpoint, Outcome, Progress, RestoreCheckpoint, SegmentJob, backup_segment,
-    restore_segment,
+    BackupCheckpoint, Outcome, PipelineError, Progress, RestoreCheckpoint, SegmentError,
+    SegmentJob, backup_segment, restore_segment,
 };
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::context::{Context, failures, metrics};
+use crate::context::{Context, Services};
+use crate::error::Error;
+use crate::function::Function;
 use crate::message::{Action, Checkpoint, SegmentMessage};
-use crate::status::{self, SegmentEnd};
+use crate::status::{Count, SegmentEnd, StatusStore};
+use crate::{metrics, records};
 
 /// Handles a batch of segment messages for `action`, stopping work at `deadline` (the
 /// Lambda deadline) less the configured margin.
-pub async fn handle(
-    ctx: &Arc<Context>,
+pub async fn handle<S: Services>(
+    ctx: &Arc<Context<S>>,
     action: Action,
     event: SqsEvent,
     deadline: Instant,
@@ -32,43 +40,79 @@ pub async fn handle(
     let stop_at = deadline
         .checked_sub(ctx.config.deadline_margin)
         .unwrap_or_else(Instant::now);
-    let mut failed = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
+    let function = match action {
+        Action::Backup => Function::Backup,
+        Action::Restore => Function::Restore,
+    };
+    records::each_concurrently(function, event, |record| async move {
         if Instant::now() >= stop_at {
             // No time left to start: SQS hands it out again.
-            failed.push(id);
-            continue;
+            return Err(Error::NoTimeLeft);
         }
-        if let Err(e) = process(ctx, action, &record, stop_at).await {
-            warn!(message_id = %id, error = %e, "segment message will be retried");
-            failed.push(id);
-        }
-    }
-    failures(failed)
+        process(ctx, action, record, stop_at).await
+    })
+    .await
 }
 
-async fn process(
-    ctx: &Arc<Context>,
+/// How a run of the pipeline ended, for either action.
+enum Run {
+    Completed {
+        items: u64,
+        bytes: u64,
+    },
+    Paused(Checkpoint),
+    Failed {
+        error: PipelineError,
+        /// The checkpoint the run reached, when it is past the one it started from.
+        progressed: Option<Checkpoint>,
+    },
+}
+
+fn run_of<C: Clone>(
+    result: Result<Outcome<C>, SegmentError<C>>,
+    next_batch: impl Fn(&C) -> u64,
+    totals: impl Fn(&C) -> (u64, u64),
+    wrap: impl Fn(C) -> Checkpoint,
+    from: u64,
+) -> Run {
+    match result {
+        Ok(Outcome::Completed(c)) => {
+            let (items, bytes) = totals(&c);
+            Run::Completed { items, bytes }
+        }
+        Ok(Outcome::Paused(c)) => Run::Paused(wrap(c)),
+        Err(SegmentError { checkpoint, error }) => Run::Failed {
+            progressed: (next_batch(&checkpoint) > from).then(|| wrap(checkpoint)),
+            error,
+        },
+    }
+}
+
+async fn process<S: Services>(
+    ctx: &Arc<Context<S>>,
     action: Action,
-    record: &SqsMessage,
+    record: SqsMessage,
     stop_at: Instant,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let body = record.body.as_deref().unwrap_or_default();
     let message: SegmentMessage = match serde_json::from_str(body) {
         Ok(m) => m,
         Err(e) => {
             // Not a message this system writes: retrying cannot help, so it is consumed.
-            error!(body = %body, error = %e, "unreadable segment message dropped");
+            // The body is not logged: it may hold key values.
+            error!(bytes = body.len(), error = %e, "unreadable segment message dropped");
             return Ok(());
         }
     };
+    records::record_task(&message.task_id, Some(message.segment));
     if message.request.action != action {
-        error!(task_id = %message.task_id, "a {} message on the {} queue dropped",
-               message.request.action.as_str(), action.as_str());
+        error!(
+            "a {} message on the {} queue dropped",
+            message.request.action.as_str(),
+            action.as_str()
+        );
         return Ok(());
     }
-    let task_id = message.task_id.clone();
     let segment = SegmentId(message.segment);
     let job = SegmentJob {
         prefix: message.request.bucket_prefix.clone(),
@@ -76,19 +120,19 @@ async fn process(
         total_segments: message.request.total_segments,
     };
     let req = &message.request;
-    let table = Arc::new(ctx.table(&req.table_region, &req.table_name));
-    let bucket = Arc::new(ctx.bucket(&req.bucket_region, &req.bucket_name));
+    let table = Arc::new(ctx.services.table(&req.table_region, &req.table_name));
+    let bucket = Arc::new(ctx.services.bucket(&req.bucket_region, &req.bucket_name));
     let progress = Arc::new(Progress::default());
-    let status_table = ctx.config.status_tables().for_action(action).to_owned();
 
-    let result = match (&message.checkpoint, action) {
+    let run = match (&message.checkpoint, action) {
         (None | Some(Checkpoint::Backup(_)), Action::Backup) => {
             let from = match &message.checkpoint {
                 Some(Checkpoint::Backup(c)) => c.clone(),
                 _ => BackupCheckpoint::default(),
             };
+            let start = from.next_batch;
             // Boxed: the pipeline's future is deep, and the binaries' `main` holds all four.
-            Box::pin(backup_segment(
+            let result = Box::pin(backup_segment(
                 table,
                 bucket,
                 &job,
@@ -97,19 +141,22 @@ async fn process(
                 stop_at,
                 progress.clone(),
             ))
-            .await
-            .map(|o| match o {
-                Outcome::Completed(c) => (true, Checkpoint::Backup(c.clone()), c.items, c.bytes),
-                Outcome::Paused(c) => (false, Checkpoint::Backup(c.clone()), c.items, c.bytes),
-            })
-            .map_err(|e| (e.error.is_retryable(), e.to_string()))
+            .await;
+            run_of(
+                result,
+                |c: &BackupCheckpoint| c.next_batch,
+                |c| (c.items, c.bytes),
+                Checkpoint::Backup,
+                start,
+            )
         }
         (None | Some(Checkpoint::Restore(_)), Action::Restore) => {
             let from = match &message.checkpoint {
                 Some(Checkpoint::Restore(c)) => c.clone(),
                 _ => RestoreCheckpoint::default(),
             };
-            Box::pin(restore_segment(
+            let start = from.next_batch;
+            let result = Box::pin(restore_segment(
                 table,
                 bucket,
                 &job,
@@ -118,18 +165,23 @@ async fn process(
                 stop_at,
                 progress.clone(),
             ))
-            .await
-            .map(|o| match o {
-                Outcome::Completed(c) => (true, Checkpoint::Restore(c.clone()), c.items, c.bytes),
-                Outcome::Paused(c) => (false, Checkpoint::Restore(c.clone()), c.items, c.bytes),
-            })
-            .map_err(|e| (e.error.is_retryable(), e.to_string()))
+            .await;
+            run_of(
+                result,
+                |c: &RestoreCheckpoint| c.next_batch,
+                |c| (c.items, c.bytes),
+                Checkpoint::Restore,
+                start,
+            )
         }
-        _ => Err((false, "the checkpoint does not match the action".to_owned())),
+        _ => Run::Failed {
+            error: PipelineError::Internal("the checkpoint does not match the action".into()),
+            progressed: None,
+        },
     };
     let snap = progress.snapshot();
     let function = action.as_str();
-    metrics(
+    metrics::emit(
         function,
         &[
             ("Items", snap.items as f64),
@@ -139,41 +191,79 @@ async fn process(
             ("Retries", snap.retries as f64),
         ],
     );
-    match result {
-        Ok((true, _, items, bytes)) => {
-            let counted = status::end_segment(
-                &ctx.status,
-                &status_table,
-                &task_id,
-                segment,
-                &SegmentEnd::Completed { items, bytes },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            info!(task_id = %task_id, segment = %segment, items, bytes, counted, "segment completed");
-            if counted {
-                metrics(function, &[("SegmentsCompleted", 1.0)]);
+    let status_table = ctx.config.status_table(action);
+    let status = ctx.services.status();
+    match run {
+        Run::Completed { items, bytes } => {
+            let end = SegmentEnd::Completed { items, bytes };
+            let count = status
+                .end_segment(status_table, &message.task_id, segment, &end)
+                .await?;
+            counted(function, count, "SegmentsCompleted");
+            info!(items, bytes, ?count, "segment completed");
+            Ok(())
+        }
+        Run::Paused(checkpoint) => {
+            continue_from(ctx, &message, checkpoint).await?;
+            info!(
+                items_so_far = snap.items,
+                "segment continues in a new message"
+            );
+            Ok(())
+        }
+        Run::Failed { error, progressed } => {
+            let reason = error.to_string();
+            let retryable = error.is_retryable();
+            error!(retryable, error = %reason, "segment run failed");
+            if !retryable {
+                // Retrying cannot help: the segment ends now, with the reason.
+                let end = SegmentEnd::Failed { reason };
+                let count = status
+                    .end_segment(status_table, &message.task_id, segment, &end)
+                    .await?;
+                counted(function, count, "SegmentsFailed");
+                return Ok(());
             }
-            Ok(())
-        }
-        Ok((false, checkpoint, items, _)) => {
-            let next = SegmentMessage {
-                checkpoint: Some(checkpoint),
-                ..message.clone()
-            };
-            ctx.send_segment(&next, "sending the continuation").await?;
-            info!(task_id = %task_id, segment = %segment, items_so_far = items, "segment continues in a new message");
-            Ok(())
-        }
-        Err((retryable, reason)) => {
-            error!(task_id = %task_id, segment = %segment, retryable, error = %reason, "segment run failed");
-            if let Err(e) =
-                status::note_segment_error(&ctx.status, &status_table, &task_id, segment, &reason)
-                    .await
+            if let Err(e) = status
+                .note_segment_error(status_table, &message.task_id, segment, &reason)
+                .await
             {
-                warn!(task_id = %task_id, error = %e, "could not record the segment's error");
+                warn!(error = %e, "could not record the segment's error");
             }
-            Err(reason)
+            match progressed {
+                // Keep what this run did: the next one starts where it stopped.
+                Some(checkpoint) => {
+                    continue_from(ctx, &message, checkpoint).await?;
+                    info!("segment continues past its last durable batch after a transient error");
+                    Ok(())
+                }
+                None => Err(Error::Pipeline {
+                    segment: segment.to_string(),
+                    source: error,
+                }),
+            }
         }
+    }
+}
+
+async fn continue_from<S: Services>(
+    ctx: &Context<S>,
+    message: &SegmentMessage,
+    checkpoint: Checkpoint,
+) -> Result<(), Error> {
+    let next = SegmentMessage {
+        checkpoint: Some(checkpoint),
+        ..message.clone()
+    };
+    ctx.send_segment(&next, "sending the continuation").await
+}
+
+/// Logs what a count did; a count refused for want of a task is the message's problem, not
+/// the deployment's: it is consumed with a structured error.
+fn counted(function: &str, count: Count, metric: &str) {
+    match count {
+        Count::Counted => metrics::emit(function, &[(metric, 1.0)]),
+        Count::AlreadyCounted => {}
+        Count::NoTask => error!("no such task in the status table: the segment is not counted"),
     }
 }

@@ -1,7 +1,7 @@
 # Offline tests of the Terraform (no AWS account, no API calls): every resource
 # is overridden with fake ARNs and the AWS provider runs with fake credentials,
 # so the IAM policy documents, environments, queues and event sources are
-# computed for real and checked against functions/CONTRACT.md.
+# computed for real and checked against docs/settings.md.
 #
 # Needs the hashicorp/aws provider installed: scripts/check-infra runs these when
 # SOLACE_TF_PLUGIN_DIR names a provider mirror; or `terraform -chdir=infra test`.
@@ -182,7 +182,7 @@ run "defaults" {
       toset(keys(aws_lambda_function.fn["restore"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_DEADLINE_MARGIN_MS"]) &&
       toset(keys(aws_lambda_function.fn["redrive"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_BACKUP_QUEUE_URL", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_BACKUP_STATUS_TABLE", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_REDRIVE_LIMIT"])
     )
-    error_message = "environment variables must be exactly those of CONTRACT.md (optional ones unset by default)"
+    error_message = "environment variables must be exactly those of docs/settings.md (optional ones unset by default)"
   }
   assert {
     condition = (
@@ -225,7 +225,7 @@ run "defaults" {
       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
       "sqs:SendMessage", "dynamodb:PutItem", "s3:ListBucket", "s3:GetObject", "s3:PutObject",
     ])
-    error_message = "request role actions differ from CONTRACT.md"
+    error_message = "request role actions differ from docs/settings.md"
   }
   assert {
     condition = toset(flatten([for s in jsondecode(data.aws_iam_policy_document.backup.json).Statement : s.Action])) == toset([
@@ -233,7 +233,7 @@ run "defaults" {
       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
       "sqs:SendMessage", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan", "s3:PutObject",
     ])
-    error_message = "backup role actions differ from CONTRACT.md"
+    error_message = "backup role actions differ from docs/settings.md"
   }
   assert {
     condition = toset(flatten([for s in jsondecode(data.aws_iam_policy_document.restore.json).Statement : s.Action])) == toset([
@@ -241,7 +241,7 @@ run "defaults" {
       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
       "sqs:SendMessage", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "s3:ListBucket", "s3:GetObject",
     ])
-    error_message = "restore role actions differ from CONTRACT.md"
+    error_message = "restore role actions differ from docs/settings.md"
   }
   assert {
     condition = toset(flatten([for s in jsondecode(data.aws_iam_policy_document.redrive.json).Statement : s.Action])) == toset([
@@ -249,7 +249,7 @@ run "defaults" {
       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
       "sqs:SendMessage", "dynamodb:GetItem", "dynamodb:UpdateItem",
     ])
-    error_message = "redrive role actions differ from CONTRACT.md"
+    error_message = "redrive role actions differ from docs/settings.md"
   }
   assert {
     condition = (

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use serde::Serialize;
+use solace_codec::layout::SegmentMarker;
 use solace_codec::sdk::{self, SdkItem};
 use solace_codec::{BatchEncoder, BatchId, EncodedBatch, EncoderConfig, RawItem};
 use tokio::sync::mpsc;
@@ -18,10 +18,10 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info};
 
+use crate::progress::Progress;
 use crate::retry::{CapacityLimiter, Retrier, RetryError, RetryPolicy};
-use crate::segment::{
-    BackupCheckpoint, Outcome, PipelineError, Progress, SegmentError, SegmentJob, SegmentMarker,
-};
+use crate::segment::{BackupCheckpoint, Outcome, PipelineError, SegmentError, SegmentJob};
+use crate::stage::{AbortOnDrop, stopped};
 use crate::store::{Objects, ScanPage, Table};
 
 /// Limits of a backup run.
@@ -160,7 +160,7 @@ pub async fn backup_segment<T: Table, O: Objects>(
                 bytes: checkpoint.bytes,
             };
             let key = solace_codec::segment_marker_key(&job.prefix, segment);
-            let body = Bytes::from(json(&marker));
+            let body = Bytes::from(marker.to_json());
             if let Err(source) = retrier.run(|| objects.put(&key, body.clone())).await {
                 return stopped(
                     &from,
@@ -174,39 +174,6 @@ pub async fn backup_segment<T: Table, O: Objects>(
     }
     // The stages ended without the last batch: the deadline came.
     Ok(Outcome::Paused(checkpoint))
-}
-
-/// An error ends the run, unless it is the deadline arriving during retries after progress
-/// was made: then the run pauses at its checkpoint like any other deadline.
-pub(crate) fn stopped<C: PartialEq>(
-    from: &C,
-    checkpoint: C,
-    error: PipelineError,
-) -> Result<Outcome<C>, SegmentError<C>> {
-    let deadline = matches!(
-        &error,
-        PipelineError::Store {
-            source: RetryError::Deadline { .. },
-            ..
-        }
-    );
-    if deadline && checkpoint != *from {
-        Ok(Outcome::Paused(checkpoint))
-    } else {
-        Err(SegmentError { checkpoint, error })
-    }
-}
-
-pub(crate) fn json<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
-}
-
-pub(crate) struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

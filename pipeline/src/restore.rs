@@ -13,16 +13,16 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use solace_codec::layout::SegmentMarker;
 use solace_codec::sdk::SdkItem;
 use solace_codec::{BatchDecoder, BatchId, DecodeError};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::backup::{AbortOnDrop, stopped};
+use crate::progress::Progress;
 use crate::retry::{CapacityLimiter, Retrier, RetryPolicy};
-use crate::segment::{
-    Outcome, PipelineError, Progress, RestoreCheckpoint, SegmentError, SegmentJob, SegmentMarker,
-};
+use crate::segment::{Outcome, PipelineError, RestoreCheckpoint, SegmentError, SegmentJob};
+use crate::stage::{AbortOnDrop, stopped};
 use crate::store::{ErrorKind, Objects, StoreError, Table};
 
 /// DynamoDB's BatchWriteItem limits.
@@ -83,7 +83,7 @@ pub async fn restore_segment<T: Table, O: Objects>(
     let marker_key = solace_codec::segment_marker_key(&job.prefix, segment);
     let marker = match retrier.run(|| objects.get(&marker_key)).await {
         Ok(None) => None,
-        Ok(Some(body)) => match serde_json::from_slice::<SegmentMarker>(&body) {
+        Ok(Some(body)) => match SegmentMarker::from_json(&body) {
             Ok(m) => Some(m),
             Err(e) => {
                 let error = PipelineError::BadMarker {

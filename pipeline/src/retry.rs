@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::segment::Progress;
+use crate::progress::Progress;
 use crate::store::StoreError;
 
 /// How retries back off and when they give up.

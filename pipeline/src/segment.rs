@@ -1,6 +1,4 @@
-//! What backup and restore share: the job, checkpoints, outcomes, errors and progress.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! What backup and restore share: the job, checkpoints, outcomes and errors.
 
 use serde::{Deserialize, Serialize};
 use solace_codec::{DecodeError, Item, SegmentId};
@@ -10,7 +8,7 @@ use crate::retry::RetryError;
 /// One segment of a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentJob {
-    /// The backup's prefix in the bucket (SPEC §2).
+    /// The backup's prefix in the bucket (docs/layout.md#object-keys).
     pub prefix: String,
     pub segment: SegmentId,
     pub total_segments: u32,
@@ -61,17 +59,6 @@ impl<C> Outcome<C> {
     }
 }
 
-/// Written as `<prefix>solace-meta/segments/0x<segment>.json` when a backup segment is
-/// complete. Restore reads exactly `batches` batches when it is there, so a batch left over
-/// from an earlier attempt is never restored, and a missing one is an error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct SegmentMarker {
-    pub batches: u64,
-    pub items: u64,
-    pub bytes: u64,
-}
-
 /// Why a segment run stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -116,46 +103,4 @@ impl PipelineError {
 pub struct SegmentError<C> {
     pub checkpoint: C,
     pub error: PipelineError,
-}
-
-/// Live counters for status and progress displays; cheap to update from every stage.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub items: AtomicU64,
-    /// Uncompressed JSON bytes.
-    pub bytes: AtomicU64,
-    /// Bytes stored in or read from S3.
-    pub stored_bytes: AtomicU64,
-    pub batches: AtomicU64,
-    pub retries: AtomicU64,
-}
-
-impl Progress {
-    pub(crate) fn batch(&self, items: u64, bytes: u64, stored: u64) {
-        self.items.fetch_add(items, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.stored_bytes.fetch_add(stored, Ordering::Relaxed);
-        self.batches.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A snapshot: (items, bytes, stored bytes, batches, retries).
-    pub fn snapshot(&self) -> ProgressSnapshot {
-        ProgressSnapshot {
-            items: self.items.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
-            stored_bytes: self.stored_bytes.load(Ordering::Relaxed),
-            batches: self.batches.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// The counters of [`Progress`] at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProgressSnapshot {
-    pub items: u64,
-    pub bytes: u64,
-    pub stored_bytes: u64,
-    pub batches: u64,
-    pub retries: u64,
 }

@@ -1,6 +1,6 @@
 //! What the pipeline needs from DynamoDB and S3, as two small traits: the AWS adapters
-//! ([`crate::aws`]), the latency-simulated in-memory stores ([`crate::sim`]) and test
-//! wrappers that inject faults all implement them.
+//! ([`crate::aws`]), the latency-simulated in-memory stores (module `sim`, feature `sim`)
+//! and test wrappers that inject faults all implement them.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Test support for Solace: a real AWS wire-protocol emulator (moto's server mode, SPEC §5)
+//! Test support for Solace: a real AWS wire-protocol emulator (moto's server mode, docs/settings.md#running-locally)
 //! for each test binary, SDK clients pointed at it, and fixtures with unique names so the
 //! tests of one binary can share one emulator.
 //!
@@ -18,10 +18,12 @@
 //!   always stopped with the test process.
 //! - [`clients`]: [`sdk_config`] and the DynamoDB, S3 and SQS clients built from it.
 //! - [`fixtures`]: unique names, tables, buckets and queues to test against.
+//! - [`hcl`]: a structural evaluator of Terraform, to check `infra/` against the code.
 
 pub mod clients;
 pub mod emulator;
 pub mod fixtures;
+pub mod hcl;
 
 pub use clients::{DEFAULT_REGION, dynamodb_client, s3_client, sdk_config, sqs_client};
 pub use emulator::{ENDPOINT_ENV, Emulator};

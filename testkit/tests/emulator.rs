@@ -55,7 +55,7 @@ async fn an_item_round_trips_through_dynamodb() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn an_object_round_trips_through_s3_in_another_region() -> anyhow::Result<()> {
-    // The bucket's region is independent of the table's (SPEC §1).
+    // The bucket's region is independent of the table's (docs/request.md#fields).
     let config = Emulator::shared().sdk_config("eu-west-1").await;
     let s3 = solace_testkit::s3_client(&config);
     let bucket = solace_testkit::unique_name("round-trip");

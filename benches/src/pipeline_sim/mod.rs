@@ -292,7 +292,7 @@ impl GenObjects {
         GenObjects {
             prefix: prefix.to_owned(),
             segment,
-            marker: Bytes::from(serde_json::to_vec(&marker).expect("a marker serializes")),
+            marker: Bytes::from(marker.to_json()),
             bodies,
             n_batches,
             put_latency,

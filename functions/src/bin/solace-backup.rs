@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    solace_functions::lambda::main(solace_functions::lambda::Function::Backup).await
+    solace_functions::lambda::main(solace_functions::Function::Backup).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    solace_functions::lambda::main(solace_functions::lambda::Function::Request).await
+    solace_functions::lambda::main(solace_functions::Function::Request).await
 }

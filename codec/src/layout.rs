@@ -1,10 +1,25 @@
-//! Segment and batch names, and the object keys built from them (SPEC section 2).
+//! Every object a backup holds under its prefix: the names, the keys and the bytes of
+//! Solace's own objects, in one place (docs/layout.md).
 //!
 //! `<prefix>0x<segment>/0x<batch>`: lower-case hex, `0x` prefix, no padding. The prefix is
 //! used as given when it is empty or ends in `/`; otherwise a `/` goes between it and the
 //! segment.
+//!
+//! | object | key | written | bytes |
+//! |---|---|---|---|
+//! | batch | [`batch_key`]: `<prefix>0x<segment>/0x<batch>` | by the backup, per batch | a zlib stream of a JSON array of items ([`crate::batch`]) |
+//! | manifest | [`manifest_key`]: `<prefix>solace-meta/manifest.json` | when a backup is requested | [`Manifest::to_json`]: pretty JSON |
+//! | segment marker | [`segment_marker_key`]: `<prefix>solace-meta/segments/0x<segment>.json` | when a segment's backup is complete | [`SegmentMarker::to_json`]: compact JSON |
+//! | schema (reserved) | [`schema_key`]: `<prefix>solace-meta/schema.json` | not yet written | |
+//! | completion (reserved) | [`completion_key`]: `<prefix>solace-meta/complete.json` | not yet written | |
+//!
+//! Writers and readers of these objects go through this module, so the format has one
+//! owner; `tests/layout.rs` pins the bytes to the committed fixture in
+//! `tests/fixtures/layout/`.
 
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 /// A segment of a parallel scan: `0 <= id < total-segments`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -104,7 +119,7 @@ pub fn batch_key(prefix: &str, segment: SegmentId, batch: BatchId) -> String {
 }
 
 /// The folder of Solace's own objects under a prefix. Its name cannot be taken for a
-/// segment folder (`0x…`), so backups stay readable by anything that only knows SPEC §2.
+/// segment folder (`0x…`), so backups stay readable by anything that only knows the batch layout (docs/layout.md#object-keys).
 pub const META_FOLDER: &str = "solace-meta/";
 
 /// Written when a segment's backup is complete: how many batches and items it holds.
@@ -118,6 +133,72 @@ pub fn segment_marker_key(prefix: &str, segment: SegmentId) -> String {
 /// The backup's manifest: what request made it (total segments, table, time).
 pub fn manifest_key(prefix: &str) -> String {
     format!("{}{META_FOLDER}manifest.json", normalized_prefix(prefix))
+}
+
+/// Reserved for the backup's table schema (key schema, indexes), so a restore can create
+/// the table. Not yet written: nothing reads or writes this key today.
+pub fn schema_key(prefix: &str) -> String {
+    format!("{}{META_FOLDER}schema.json", normalized_prefix(prefix))
+}
+
+/// Reserved for the record that a whole backup is complete (every segment marker written).
+/// Not yet written: nothing reads or writes this key today.
+pub fn completion_key(prefix: &str) -> String {
+    format!("{}{META_FOLDER}complete.json", normalized_prefix(prefix))
+}
+
+/// The backup's manifest, [`manifest_key`]: what request made it. Written when the backup
+/// is requested; a restore checks its segment count against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Manifest {
+    pub format: u32,
+    pub task_id: String,
+    pub total_segments: u32,
+    pub table_region: String,
+    pub table_name: String,
+    pub created_at: String,
+}
+
+impl Manifest {
+    /// The `format` this code writes.
+    pub const FORMAT: u32 = 1;
+
+    /// The object's bytes: pretty-printed JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Strings and integers only: serializing cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads the object's bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// Written as [`segment_marker_key`] when a backup segment is complete. Restore reads exactly
+/// `batches` batches when it is there, so a batch left over from an earlier attempt is never
+/// restored, and a missing one is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SegmentMarker {
+    pub batches: u64,
+    pub items: u64,
+    /// Uncompressed JSON bytes of the segment's batches.
+    pub bytes: u64,
+}
+
+impl SegmentMarker {
+    /// The object's bytes: compact JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Integers only: serializing cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads the object's bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
 }
 
 /// Parses an object key written by [`batch_key`] with the same prefix.
@@ -171,6 +252,8 @@ mod tests {
             for key in [
                 segment_marker_key(prefix, SegmentId(3)),
                 manifest_key(prefix),
+                schema_key(prefix),
+                completion_key(prefix),
             ] {
                 assert!(parse_batch_key(prefix, &key).is_err(), "{key}");
             }
@@ -179,6 +262,40 @@ mod tests {
             segment_marker_key("p", SegmentId(26)),
             "p/solace-meta/segments/0x1a.json"
         );
+    }
+
+    #[test]
+    fn reserved_keys_are_in_the_meta_folder() {
+        assert_eq!(schema_key(""), "solace-meta/schema.json");
+        assert_eq!(schema_key("a/b"), "a/b/solace-meta/schema.json");
+        assert_eq!(completion_key("p/"), "p/solace-meta/complete.json");
+        assert_eq!(completion_key("p"), "p/solace-meta/complete.json");
+    }
+
+    #[test]
+    fn meta_objects_read_back_what_they_write() {
+        let manifest = Manifest {
+            format: Manifest::FORMAT,
+            task_id: "t".into(),
+            total_segments: 3,
+            table_region: "us-east-1".into(),
+            table_name: "x".into(),
+            created_at: "2024-01-01T00:00:00Z".into(),
+        };
+        assert_eq!(
+            Manifest::from_json(&manifest.to_json()).ok(),
+            Some(manifest)
+        );
+        let marker = SegmentMarker {
+            batches: 2,
+            items: 5,
+            bytes: 100,
+        };
+        assert_eq!(
+            SegmentMarker::from_json(&marker.to_json()).ok(),
+            Some(marker)
+        );
+        assert!(SegmentMarker::from_json(b"{\"batches\":1}").is_err());
     }
 
     #[test]

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use solace_cli::demo::{Running, contents, create_table, fill, request};
+use solace_cli::local::LocalOptions;
+use solace_functions::Function;
 use solace_functions::config::Config;
-use solace_functions::demo::{Running, contents, create_table, fill, request};
-use solace_functions::lambda::Function;
-use solace_functions::local::LocalOptions;
-use solace_functions::status::TaskStatus;
+use solace_functions::context::Services;
+use solace_functions::status::{StatusStore, TaskStatus};
 use solace_testkit::{Emulator, create_bucket, s3_client, unique_name};
 
 const REGION: &str = "us-east-1";
@@ -112,7 +113,14 @@ async fn start_with(tag: &str, options: LocalOptions, config: Config) -> Running
         .expect("solace local starts");
     // What an earlier scenario left queued (a late duplicate, a dead letter) is not this one's.
     for url in local.queues.urls.values() {
-        let _ = local.ctx.sqs.purge_queue().queue_url(url).send().await;
+        let _ = local
+            .ctx
+            .services
+            .sqs()
+            .purge_queue()
+            .queue_url(url)
+            .send()
+            .await;
     }
     local
 }
@@ -311,7 +319,7 @@ async fn crashes() {
     let mut killed = 0;
     for schedule in 0..20u64 {
         let rng = Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(schedule)));
-        let chaos: solace_functions::local::Chaos = Arc::new(move |_f| {
+        let chaos: solace_cli::local::Chaos = Arc::new(move |_f| {
             let mut r = rng.lock().expect("rng");
             // Half of the invocations die somewhere in their first 0.5 s (a run's work
             // window is 0.2 s, plus what is in flight at its end).
@@ -379,10 +387,19 @@ async fn crashes() {
     );
 }
 
-/// Scenario 4: a segment that cannot succeed ends counted failed exactly once, with its reason,
-/// after the configured redrives, while the others complete.
+/// Scenario 4: a segment that cannot succeed (a corrupt batch: a permanent error) ends counted
+/// failed exactly once, with its reason, in the invocation that met it, while the others
+/// complete.
 async fn failing_segment(w: &World) {
-    let local = start("fail", options()).await;
+    let stats = Arc::new(solace_cli::local::Stats::default());
+    let local = start(
+        "fail",
+        LocalOptions {
+            stats: stats.clone(),
+            ..options()
+        },
+    )
+    .await;
     let id = local
         .send(&request("backup", 3, &w.source, &w.bucket, "fail/", REGION))
         .await
@@ -423,14 +440,14 @@ async fn failing_segment(w: &World) {
         .expect("restore ends");
     // Let any late duplicate of the dead segment run: it must not be counted again.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let later = solace_functions::status::read_task(
-        &local.ctx.status,
-        &local.ctx.config.restore_status_table,
-        &id,
-    )
-    .await
-    .expect("read")
-    .expect("task");
+    let later = local
+        .ctx
+        .services
+        .status()
+        .read_task(&local.ctx.config.restore_status_table, &id)
+        .await
+        .expect("read")
+        .expect("task");
     local.stop().await;
     assert_eq!(
         (restore.total, restore.completed, restore.failed),
@@ -442,11 +459,17 @@ async fn failing_segment(w: &World) {
     assert_eq!((later.completed, later.failed), (2, 1), "counted once");
     let reason = &restore.errors["0x1"];
     assert!(
-        reason.contains("fail/0x1/0x0")
-            && reason.contains("zlib")
-            && reason.contains("after 2 redrives"),
+        reason.contains("fail/0x1/0x0") && reason.contains("zlib"),
         "{reason}"
     );
+    // A permanent error is not retried: one restore invocation met it and ended the segment,
+    // and the dead-letter path never saw it (before: every receive and redrive ran it again).
+    for function in Function::ALL {
+        let n = stats.segment_invocations(function, &id, 1);
+        assert!(n <= 2, "{function:?} ran the corrupt segment {n} times");
+    }
+    assert_eq!(stats.segment_invocations(Function::Restore, &id, 1), 1);
+    assert_eq!(stats.segment_invocations(Function::Redrive, &id, 1), 0);
 }
 
 /// Scenario 5: a catalog of bad requests: each rejected with its reason, nothing fanned out.
@@ -536,12 +559,12 @@ async fn bad_requests(w: &World) -> usize {
     let mut catalog = catalog;
     catalog.push((restore.to_string(), "was made with 2"));
 
-    let sqs = &local.ctx.sqs;
+    let sqs = local.ctx.services.sqs();
     let mut ids = Vec::new();
     for (body, _) in &catalog {
         let out = sqs
             .send_message()
-            .queue_url(local.queues.url(solace_functions::local::REQUEST_QUEUE))
+            .queue_url(local.queues.url(solace_cli::local::REQUEST_QUEUE))
             .message_body(if body.is_empty() { " " } else { body })
             .send()
             .await
@@ -554,7 +577,7 @@ async fn bad_requests(w: &World) -> usize {
     while reasons.len() < catalog.len() && tokio::time::Instant::now() < deadline {
         let out = sqs
             .receive_message()
-            .queue_url(local.queues.url(solace_functions::local::REJECTED_QUEUE))
+            .queue_url(local.queues.url(solace_cli::local::REJECTED_QUEUE))
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
@@ -568,7 +591,7 @@ async fn bad_requests(w: &World) -> usize {
                 v["reason"].as_str().unwrap_or_default().to_owned(),
             );
             sqs.delete_message()
-                .queue_url(local.queues.url(solace_functions::local::REJECTED_QUEUE))
+                .queue_url(local.queues.url(solace_cli::local::REJECTED_QUEUE))
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
                 .send()
                 .await
@@ -587,7 +610,11 @@ async fn bad_requests(w: &World) -> usize {
             &local.ctx.config.backup_status_table,
             &local.ctx.config.restore_status_table,
         ] {
-            let task = solace_functions::status::read_task(&local.ctx.status, table, id)
+            let task = local
+                .ctx
+                .services
+                .status()
+                .read_task(table, id)
                 .await
                 .expect("read");
             assert!(task.is_none(), "{body} recorded no task");
@@ -595,8 +622,8 @@ async fn bad_requests(w: &World) -> usize {
     }
     // Nothing was fanned out: the work queues are empty.
     for q in [
-        solace_functions::local::BACKUP_QUEUE,
-        solace_functions::local::RESTORE_QUEUE,
+        solace_cli::local::BACKUP_QUEUE,
+        solace_cli::local::RESTORE_QUEUE,
     ] {
         let attrs = sqs
             .get_queue_attributes()

@@ -22,18 +22,17 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
-use crate::context::Context;
-use crate::lambda::{Function, dispatch};
+use solace_functions::Function;
+use solace_functions::config::Config;
+pub use solace_functions::config::names::{
+    BACKUP_DLQ, BACKUP_QUEUE, REJECTED_QUEUE, REQUEST_DLQ, REQUEST_QUEUE, RESTORE_DLQ,
+    RESTORE_QUEUE,
+};
+use solace_functions::context::{AwsServices, Context};
+use solace_functions::dispatch::dispatch;
 
-/// Default names (SPEC §4).
-pub const REQUEST_QUEUE: &str = "request-queue";
-pub const BACKUP_QUEUE: &str = "backup-queue";
-pub const RESTORE_QUEUE: &str = "restore-queue";
-pub const REQUEST_DLQ: &str = "request-dlq";
-pub const BACKUP_DLQ: &str = "backup-dlq";
-pub const RESTORE_DLQ: &str = "restore-dlq";
-pub const REJECTED_QUEUE: &str = "request-rejected";
+/// The context the local runner's functions share.
+pub type LocalContext = Context<AwsServices>;
 
 /// Test hook: decides per invocation whether the "Lambda" is killed after a delay (a crash
 /// at a random point) and whether each message is delivered twice.
@@ -60,7 +59,7 @@ pub struct LocalOptions {
     pub chaos: Option<Chaos>,
     /// Counts what the runner did (shared by clones of these options).
     pub stats: Arc<Stats>,
-    /// Put before every queue name (empty by default: the names of SPEC §4); lets several
+    /// Put before every queue name (empty by default: the default names (docs/messages.md#queues)); lets several
     /// runners share one endpoint without taking each other's messages.
     pub queue_prefix: String,
 }
@@ -99,20 +98,41 @@ impl Default for LocalOptions {
 pub struct Stats {
     invocations: [AtomicUsize; 4],
     killed: AtomicUsize,
+    /// Invocations per function and segment (task id and segment of the message's body).
+    segments: std::sync::Mutex<HashMap<(Function, String, u64), usize>>,
 }
 
 impl Stats {
-    fn slot(function: Function) -> usize {
-        match function {
-            Function::Request => 0,
-            Function::Backup => 1,
-            Function::Restore => 2,
-            Function::Redrive => 3,
+    /// Invocations of `function` that carried a message of `task_id`'s `segment`.
+    pub fn segment_invocations(&self, function: Function, task_id: &str, segment: u64) -> usize {
+        self.segments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(function, task_id.to_owned(), segment))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn count_segments(&self, function: Function, event: &SqsEvent) {
+        let mut segments = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        for record in &event.records {
+            let body: serde_json::Value = record
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or_default();
+            if let (Some(task), Some(segment)) =
+                (body["task-id"].as_str(), body["segment"].as_u64())
+            {
+                *segments
+                    .entry((function, task.to_owned(), segment))
+                    .or_default() += 1;
+            }
         }
     }
 
     pub fn invocations(&self, function: Function) -> usize {
-        self.invocations[Self::slot(function)].load(Ordering::Relaxed)
+        self.invocations[function.index()].load(Ordering::Relaxed)
     }
 
     pub fn killed(&self) -> usize {
@@ -263,7 +283,7 @@ pub async fn setup(
 /// Runs every function until `shutdown` turns true, then waits for the invocations in
 /// flight.
 pub async fn run(
-    ctx: Arc<Context>,
+    ctx: Arc<LocalContext>,
     queues: &Queues,
     options: &LocalOptions,
     shutdown: watch::Receiver<bool>,
@@ -300,7 +320,7 @@ pub async fn run(
 }
 
 async fn poll(
-    ctx: Arc<Context>,
+    ctx: Arc<LocalContext>,
     function: Function,
     url: String,
     options: LocalOptions,
@@ -316,7 +336,7 @@ async fn poll(
             return;
         }
         let received = tokio::select! {
-            r = ctx.sqs.receive_message()
+            r = ctx.services.sqs().receive_message()
                 .queue_url(&url)
                 .max_number_of_messages(batch)
                 .wait_time_seconds(wait)
@@ -341,7 +361,7 @@ async fn poll(
 
 /// One "Lambda invocation": the event, the deadline, and deleting what succeeded.
 async fn invoke(
-    ctx: &Arc<Context>,
+    ctx: &Arc<LocalContext>,
     function: Function,
     url: &str,
     messages: Vec<aws_sdk_sqs::types::Message>,
@@ -366,7 +386,8 @@ async fn invoke(
         }
         event.records.push(record);
     }
-    options.stats.invocations[Stats::slot(function)].fetch_add(1, Ordering::Relaxed);
+    options.stats.invocations[function.index()].fetch_add(1, Ordering::Relaxed);
+    options.stats.count_segments(function, &event);
     let deadline = Instant::now() + options.lambda_timeout;
     let kill_after = options
         .chaos
@@ -418,7 +439,8 @@ async fn invoke(
         })
         .collect();
     match ctx
-        .sqs
+        .services
+        .sqs()
         .delete_message_batch()
         .queue_url(url)
         .set_entries(Some(entries))

@@ -17,10 +17,11 @@ use solace_codec::{Item, sample};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::config::Config;
-use crate::context::Context;
-use crate::local::{self, LocalOptions, Queues};
-use crate::status::{self, TaskStatus};
+use solace_functions::config::Config;
+use solace_functions::context::{AwsServices, Context, Services};
+use solace_functions::status::{self, StatusStore, TaskStatus};
+
+use crate::local::{self, LocalContext, LocalOptions, Queues};
 
 /// Creates a table with hash key `pk` (S), on demand.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
@@ -117,7 +118,7 @@ pub async fn contents(
 /// A running `solace local`, stopped on drop.
 #[derive(Debug)]
 pub struct Running {
-    pub ctx: Arc<Context>,
+    pub ctx: Arc<LocalContext>,
     pub queues: Queues,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -131,7 +132,8 @@ impl Running {
         config: Config,
     ) -> anyhow::Result<Self> {
         let (config, queues) = local::setup(sdk, &options, config).await?;
-        let ctx = Context::new(config, sdk.clone());
+        let services = AwsServices::new(sdk.clone(), &config);
+        let ctx = Context::new(config, services);
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn({
             let (ctx, queues) = (ctx.clone(), queues.clone());
@@ -149,7 +151,8 @@ impl Running {
     pub async fn send(&self, request: &serde_json::Value) -> anyhow::Result<String> {
         let out = self
             .ctx
-            .sqs
+            .services
+            .sqs()
             .send_message()
             .queue_url(self.queues.url(local::REQUEST_QUEUE))
             .message_body(request.to_string())
@@ -159,7 +162,7 @@ impl Running {
         out.message_id.context("SendMessage returned no id")
     }
 
-    /// Waits until the task is done (SPEC §3), calling `report` with each status read.
+    /// Waits until the task is done (docs/status.md#predicates), calling `report` with each status read.
     pub async fn wait(
         &self,
         table: &str,
@@ -170,7 +173,7 @@ impl Running {
         let end = Instant::now() + timeout;
         let mut last = None;
         loop {
-            if let Some(s) = status::read_task(&self.ctx.status, table, task_id).await? {
+            if let Some(s) = self.ctx.services.status().read_task(table, task_id).await? {
                 report(&s);
                 if s.is_done() {
                     return Ok(s);

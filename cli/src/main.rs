@@ -4,7 +4,7 @@ use std::io::{self, BufReader};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use solace_functions::cli_batch;
+use solace_cli::batch as cli_batch;
 
 #[derive(Parser)]
 #[command(
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                 rt.block_on(async {
                     let sdk =
                         aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-                    solace_functions::demo::demo(&sdk, items, segments).await
+                    solace_cli::demo::demo(&sdk, items, segments).await
                 })
             })
         }
@@ -109,7 +109,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn local(lambda_timeout_secs: u64, concurrency: usize) -> anyhow::Result<()> {
-    use solace_functions::local::{LocalOptions, run, setup};
+    use solace_cli::local::{LocalOptions, run, setup};
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let timeout = std::time::Duration::from_secs(lambda_timeout_secs.max(1));
     let options = LocalOptions {
@@ -127,7 +127,8 @@ async fn local(lambda_timeout_secs: u64, concurrency: usize) -> anyhow::Result<(
     for (name, url) in &queues.urls {
         tracing::info!(queue = name, url = %url, "queue ready");
     }
-    let ctx = solace_functions::context::Context::new(config, sdk);
+    let services = solace_functions::context::AwsServices::new(sdk, &config);
+    let ctx = solace_functions::context::Context::new(config, services);
     let (stop, rx) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn({
         let queues = queues.clone();

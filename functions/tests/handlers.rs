@@ -1,0 +1,488 @@
+//! The handlers, driven by SQS event fixtures (`tests/fixtures/*.json`) against in-memory
+//! services: what each message does to the status tables, the queues and the bucket, with
+//! no emulator. The emulator system tests (`solace-cli`'s `tests/system.rs`) stay the proof
+//! against real wire protocols.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_dynamodb::types::AttributeValue;
+use solace_functions::Function;
+use solace_functions::config::Config;
+use solace_functions::context::{Context, Services};
+use solace_functions::dispatch::dispatch;
+use solace_functions::mem::{MemServices, PutFaults};
+use solace_functions::message::{Checkpoint, SegmentMessage};
+use solace_pipeline::sim::{MemObjects, MemTable};
+use solace_pipeline::{BackupConfig, RestoreConfig, RetryPolicy};
+use tokio::time::Instant;
+
+const BACKUP_QUEUE: &str = "mem://backup-queue";
+const RESTORE_QUEUE: &str = "mem://restore-queue";
+const REJECTED_QUEUE: &str = "mem://request-rejected";
+const BACKUP_TASK: &str = "1f0c7a52-0000-4000-8000-000000000001";
+const RESTORE_TASK: &str = "1f0c7a52-0000-4000-8000-000000000002";
+const PREFIX: &str = "orders/2026-12-01/";
+
+fn fixture(name: &str) -> SqsEvent {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn config() -> Config {
+    Config {
+        backup_queue_url: BACKUP_QUEUE.into(),
+        restore_queue_url: RESTORE_QUEUE.into(),
+        rejected_queue_url: REJECTED_QUEUE.into(),
+        batch_bytes: 2 << 10,
+        deadline_margin: Duration::from_millis(100),
+        ..Config::from_lookup(|_| None).expect("defaults")
+    }
+}
+
+/// Fast retries: a persistent transient error exhausts them in milliseconds.
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(1),
+        max_delay: Duration::from_millis(2),
+        max_attempts: 3,
+        ..RetryPolicy::default()
+    }
+}
+
+fn context(services: MemServices) -> Arc<Context<MemServices>> {
+    let config = config();
+    let base = Context::new(config.clone(), MemServices::default());
+    Arc::new(Context {
+        config,
+        backup: BackupConfig {
+            retry: quick_retries(),
+            ..base.backup.clone()
+        },
+        restore: RestoreConfig {
+            retry: quick_retries(),
+            ..base.restore.clone()
+        },
+        services,
+    })
+}
+
+/// A source table `orders` (us-east-1) of `n` items, small scan pages so a segment spans
+/// several batches.
+fn services_with_items(n: u64) -> MemServices {
+    services_with_slow_items(n, Duration::ZERO)
+}
+
+fn services_with_slow_items(n: u64, scan_latency: Duration) -> MemServices {
+    let services = MemServices::default();
+    let table = MemTable::new("pk", None)
+        .with_page_bytes(1 << 10)
+        .with_latency(scan_latency, Duration::ZERO);
+    for i in 0..n {
+        let mut item = std::collections::HashMap::new();
+        item.insert("pk".to_owned(), AttributeValue::S(format!("item-{i:06}")));
+        item.insert("n".to_owned(), AttributeValue::N(i.to_string()));
+        item.insert("pad".to_owned(), AttributeValue::S("x".repeat(100)));
+        table.insert(item);
+    }
+    services.add_table("us-east-1", "orders", table);
+    services.add_bucket("eu-west-1", "backups", MemObjects::new());
+    services
+}
+
+async fn invoke(
+    ctx: &Arc<Context<MemServices>>,
+    function: Function,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    dispatch(
+        ctx,
+        function,
+        event,
+        Instant::now() + Duration::from_secs(60),
+    )
+    .await
+}
+
+fn failed_ids(response: &SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+/// An event of one record holding `message`.
+fn event_of(message: &SegmentMessage) -> SqsEvent {
+    let mut event = fixture("segment-backup.json");
+    event.records[0].body = Some(message.to_json());
+    event
+}
+
+fn messages(ctx: &Context<MemServices>, queue: &str) -> Vec<SegmentMessage> {
+    ctx.services
+        .queues
+        .drain(queue)
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("a segment message"))
+        .collect()
+}
+
+/// Runs `first` and every continuation it leads to on `queue` until the segment ends;
+/// returns the invocations it took.
+async fn run_segment(
+    ctx: &Arc<Context<MemServices>>,
+    function: Function,
+    queue: &str,
+    first: SegmentMessage,
+) -> usize {
+    let mut pending = vec![first];
+    let mut invocations = 0;
+    while let Some(message) = pending.pop() {
+        invocations += 1;
+        assert!(invocations < 1000, "the segment never ends");
+        let response = invoke(ctx, function, event_of(&message)).await;
+        assert!(failed_ids(&response).is_empty(), "{response:?}");
+        pending.extend(messages(ctx, queue));
+    }
+    invocations
+}
+
+async fn backed_up(n: u64) -> Arc<Context<MemServices>> {
+    let ctx = context(services_with_items(n));
+    let response = invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    for message in messages(&ctx, BACKUP_QUEUE) {
+        run_segment(&ctx, Function::Backup, BACKUP_QUEUE, message).await;
+    }
+    ctx
+}
+
+#[tokio::test]
+async fn a_backup_request_records_the_task_writes_the_manifest_and_fans_out_each_segment() {
+    let ctx = context(services_with_items(10));
+    let response = invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task recorded");
+    assert_eq!(task.status.total, 2);
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    assert!(
+        bucket
+            .objects
+            .get_now(&format!("{PREFIX}solace-meta/manifest.json"))
+            .is_some()
+    );
+    let sent = messages(&ctx, BACKUP_QUEUE);
+    let mut segments: Vec<u32> = sent.iter().map(|m| m.segment).collect();
+    segments.sort_unstable();
+    assert_eq!(segments, [0, 1]);
+    assert!(
+        sent.iter()
+            .all(|m| m.task_id == BACKUP_TASK && m.checkpoint.is_none())
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_request_creates_no_second_task_and_refans_out() {
+    let ctx = context(services_with_items(10));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    assert_eq!(ctx.services.status.calls("CreateTask"), 2);
+    let task = ctx.services.status.task("backup-table", BACKUP_TASK);
+    assert_eq!(task.map(|t| t.status.total), Some(2));
+    // Fan-out again on purpose: the first may have been cut short by a crash.
+    assert_eq!(messages(&ctx, BACKUP_QUEUE).len(), 4);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_consumed_rejected_with_a_reason_and_fan_out_nothing() {
+    let ctx = context(MemServices::default());
+    let event = fixture("request-malformed.json");
+    let count = event.records.len();
+    let response = invoke(&ctx, Function::Request, event).await;
+    assert!(
+        failed_ids(&response).is_empty(),
+        "every bad request is consumed"
+    );
+    let rejected = ctx.services.queues.drain(REJECTED_QUEUE);
+    assert_eq!(rejected.len(), count);
+    for record in &rejected {
+        let record: serde_json::Value = serde_json::from_str(record).expect("JSON");
+        let reason = record["reason"].as_str().expect("a reason");
+        assert!(!reason.is_empty());
+        assert!(record["task-id"].as_str().is_some_and(|id| !id.is_empty()));
+    }
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0);
+    assert_eq!(ctx.services.status.calls("CreateTask"), 0);
+}
+
+#[tokio::test]
+async fn a_segment_message_backs_up_its_segment_and_counts_it_once_however_often_it_runs() {
+    let ctx = backed_up(60).await;
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task");
+    assert!(task.status.is_done() && task.status.succeeded(), "{task:?}");
+    assert_eq!(task.status.items, 60);
+    // The first message of segment 0 again (an SQS duplicate): nothing is counted twice.
+    let again = fixture("segment-backup.json");
+    let message: SegmentMessage =
+        serde_json::from_str(again.records[0].body.as_deref().unwrap_or_default()).expect("json");
+    run_segment(&ctx, Function::Backup, BACKUP_QUEUE, message).await;
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task");
+    assert_eq!((task.status.completed, task.status.items), (2, 60));
+}
+
+#[tokio::test]
+async fn a_continuation_resumes_from_its_checkpoint() {
+    let ctx = context(services_with_items(60));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    messages(&ctx, BACKUP_QUEUE);
+    let response = invoke(&ctx, Function::Backup, fixture("continuation-backup.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    let keys = bucket.objects.keys();
+    // Batches 0x0 and 0x1 were the earlier runs': this one starts at 0x2.
+    assert!(!keys.contains(&format!("{PREFIX}0x0/0x0")), "{keys:?}");
+    assert!(keys.contains(&format!("{PREFIX}0x0/0x2")), "{keys:?}");
+}
+
+#[tokio::test]
+async fn a_corrupt_batch_fails_its_segment_in_the_invocation_that_met_it() {
+    let ctx = backed_up(60).await;
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    let key = format!("{PREFIX}0x0/0x1");
+    let mut body = bucket.objects.get_now(&key).expect("batch 0x1").to_vec();
+    let mid = body.len() / 2;
+    body[mid] ^= 0xff;
+    bucket.objects.put_now(&key, body.into());
+
+    let response = invoke(&ctx, Function::Request, fixture("request-restore.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    let mut invocations = 0;
+    for message in messages(&ctx, RESTORE_QUEUE) {
+        invocations += run_segment(&ctx, Function::Restore, RESTORE_QUEUE, message).await;
+    }
+    let task = ctx
+        .services
+        .status
+        .task("restore-table", RESTORE_TASK)
+        .expect("task");
+    assert!(task.status.is_done(), "{task:?}");
+    assert_eq!((task.status.completed, task.status.failed), (1, 1));
+    let reason = &task.status.errors["0x0"];
+    assert!(
+        reason.contains("0x0/0x1"),
+        "the reason names the batch: {reason}"
+    );
+    // Segment 1 in one run, segment 0 ended by the run that met the corrupt batch.
+    assert_eq!(invocations, 2, "no retries of a permanent error");
+}
+
+#[tokio::test]
+async fn a_transient_failure_after_progress_continues_past_the_batches_already_written() {
+    let ctx = context(services_with_items(80));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    let first = messages(&ctx, BACKUP_QUEUE)
+        .into_iter()
+        .find(|m| m.segment == 0)
+        .expect("segment 0");
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    // Three batches go through, then every put fails until the retries are spent.
+    bucket.set_faults(PutFaults {
+        succeed: 3,
+        fail: u64::MAX,
+    });
+    let response = invoke(&ctx, Function::Backup, event_of(&first)).await;
+    assert!(failed_ids(&response).is_empty(), "consumed: it continues");
+    let next = messages(&ctx, BACKUP_QUEUE);
+    assert_eq!(next.len(), 1);
+    let Some(Checkpoint::Backup(checkpoint)) = &next[0].checkpoint else {
+        panic!("a continuation with a backup checkpoint: {next:?}");
+    };
+    assert_eq!(checkpoint.next_batch, 3, "the checkpoint the run reached");
+    let task = ctx.services.status.task("backup-table", BACKUP_TASK);
+    assert!(task.is_some_and(|t| t.status.errors.contains_key("0x0")));
+
+    bucket.set_faults(PutFaults::default());
+    run_segment(&ctx, Function::Backup, BACKUP_QUEUE, next[0].clone()).await;
+    for batch in 0..3 {
+        let key = format!("{PREFIX}0x0/0x{batch:x}");
+        assert_eq!(bucket.puts(&key), 1, "{key} written once");
+    }
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task");
+    assert_eq!(task.status.completed, 1);
+}
+
+#[tokio::test]
+async fn a_transient_failure_before_any_progress_hands_the_message_back() {
+    let ctx = context(services_with_items(20));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    messages(&ctx, BACKUP_QUEUE);
+    ctx.services
+        .bucket("eu-west-1", "backups")
+        .set_faults(PutFaults {
+            succeed: 0,
+            fail: u64::MAX,
+        });
+    let event = fixture("segment-backup.json");
+    let id = event.records[0].message_id.clone().expect("id");
+    let response = invoke(&ctx, Function::Backup, event).await;
+    assert_eq!(failed_ids(&response), [id]);
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0, "no continuation");
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_rerouted_until_the_limit_then_fails_its_segment_once() {
+    let ctx = context(services_with_items(10));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    messages(&ctx, BACKUP_QUEUE);
+
+    let response = invoke(&ctx, Function::Redrive, fixture("dead-letter.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    let rerouted = messages(&ctx, BACKUP_QUEUE);
+    assert_eq!(rerouted.len(), 1);
+    assert_eq!(rerouted[0].redrives, 1);
+
+    // At the limit (2 in the fixture, the default of 3 set to 2 here): failed, once.
+    let ctx = Arc::new(Context {
+        config: Config {
+            redrive_limit: 2,
+            ..ctx.config.clone()
+        },
+        backup: ctx.backup.clone(),
+        restore: ctx.restore.clone(),
+        services: Arc::try_unwrap(ctx).map(|c| c.services).expect("one owner"),
+    });
+    for _ in 0..2 {
+        let response = invoke(&ctx, Function::Redrive, fixture("dead-letter-final.json")).await;
+        assert!(failed_ids(&response).is_empty());
+    }
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task");
+    assert_eq!(task.status.failed, 1);
+    assert!(task.status.errors["0x0"].starts_with("failed after 2 redrives"));
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0);
+}
+
+#[tokio::test]
+async fn a_dead_letter_for_a_task_that_does_not_exist_is_consumed() {
+    let ctx = Arc::new(Context {
+        config: Config {
+            redrive_limit: 2,
+            ..config()
+        },
+        ..Arc::try_unwrap(context(MemServices::default())).expect("one owner")
+    });
+    let response = invoke(&ctx, Function::Redrive, fixture("dead-letter-final.json")).await;
+    assert!(
+        failed_ids(&response).is_empty(),
+        "consumed, not retried for 14 days"
+    );
+    assert_eq!(ctx.services.status.calls("EndSegment"), 0);
+}
+
+#[tokio::test]
+async fn unreadable_segment_messages_are_consumed_without_touching_anything() {
+    let ctx = context(services_with_items(10));
+    let response = invoke(&ctx, Function::Backup, fixture("segment-malformed.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    assert!(
+        ctx.services
+            .bucket("eu-west-1", "backups")
+            .objects
+            .keys()
+            .is_empty()
+    );
+    assert_eq!(ctx.services.status.calls("EndSegment"), 0);
+}
+
+#[tokio::test]
+async fn a_message_on_the_wrong_queue_is_consumed_and_runs_nothing() {
+    let ctx = context(services_with_items(10));
+    let response = invoke(&ctx, Function::Restore, fixture("segment-backup.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    assert!(
+        ctx.services
+            .bucket("eu-west-1", "backups")
+            .objects
+            .keys()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_message_with_no_time_left_is_handed_back_unrun() {
+    let ctx = context(services_with_items(10));
+    let event = fixture("segment-backup.json");
+    let id = event.records[0].message_id.clone().expect("id");
+    // The deadline is inside the margin already.
+    let response = dispatch(&ctx, Function::Backup, event, Instant::now()).await;
+    assert_eq!(failed_ids(&response), [id]);
+    assert!(
+        ctx.services
+            .bucket("eu-west-1", "backups")
+            .objects
+            .keys()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn every_record_of_a_work_batch_runs_in_the_invocation() {
+    // Each page takes 150 ms to scan: a run takes longer than the 200 ms window.
+    let ctx = context(services_with_slow_items(40, Duration::from_millis(150)));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    let sent = messages(&ctx, BACKUP_QUEUE);
+    let mut event = fixture("segment-backup.json");
+    let template = event.records[0].clone();
+    event.records = sent
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut record = template.clone();
+            record.message_id = Some(format!("batch-record-{i}"));
+            record.body = Some(m.to_json());
+            record
+        })
+        .collect();
+    // A deadline that leaves time for one run only if the records ran one after another.
+    let response = dispatch(
+        &ctx,
+        Function::Backup,
+        event,
+        Instant::now() + ctx.config.deadline_margin + Duration::from_millis(200),
+    )
+    .await;
+    assert!(
+        failed_ids(&response).is_empty(),
+        "none handed back unrun: {response:?}"
+    );
+    let task = ctx.services.status.task("backup-table", BACKUP_TASK);
+    let continued = messages(&ctx, BACKUP_QUEUE).len() as u64;
+    let completed = task.map_or(0, |t| t.status.completed);
+    assert_eq!(
+        completed + continued,
+        2,
+        "each segment completed or continued"
+    );
+}
