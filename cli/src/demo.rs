@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PutRequest, ScalarAttributeType,
-    WriteRequest,
-};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use solace_codec::sdk::{from_sdk_item, to_sdk_item};
 use solace_codec::{Item, sample};
 use tokio::sync::watch;
@@ -23,28 +20,16 @@ use solace_functions::status::{self, StatusStore, TaskStatus};
 
 use crate::local::{self, LocalContext, LocalOptions, Queues};
 
-/// Creates a table with hash key `pk` (S), on demand.
+/// Creates a table with hash key `pk` (S), on demand, and waits until it is active.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
-        .send()
-        .await
-        .with_context(|| format!("creating table {name}"))?;
-    Ok(())
+    solace_pipeline::aws::create_table(
+        client,
+        name,
+        &[solace_pipeline::aws::KeyAttribute::hash_s("pk")],
+        Duration::from_secs(60),
+    )
+    .await
+    .with_context(|| format!("creating table {name}"))
 }
 
 /// Writes `count` sample items (every attribute type, sizes up to near 400 KB).

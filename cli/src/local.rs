@@ -12,9 +12,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
@@ -252,25 +249,14 @@ pub async fn setup(
             .await
             .is_ok();
         if !exists {
-            dynamodb
-                .create_table()
-                .table_name(table.as_str())
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name("task-id")
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()?,
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name("task-id")
-                        .key_type(KeyType::Hash)
-                        .build()?,
-                )
-                .send()
-                .await
-                .with_context(|| format!("creating status table {table}"))?;
+            solace_pipeline::aws::create_table(
+                &dynamodb,
+                table,
+                &[solace_pipeline::aws::KeyAttribute::hash_s("task-id")],
+                Duration::from_secs(60),
+            )
+            .await
+            .with_context(|| format!("creating status table {table}"))?;
             info!(table = %table, "status table created");
         }
     }

@@ -223,3 +223,102 @@ impl Objects for S3Objects {
         Ok(Some(body.into_bytes()))
     }
 }
+
+/// A key attribute of a table [`create_table`] makes.
+#[derive(Debug, Clone)]
+pub struct KeyAttribute<'a> {
+    pub name: &'a str,
+    pub kind: aws_sdk_dynamodb::types::ScalarAttributeType,
+    /// The partition key when false.
+    pub sort: bool,
+}
+
+impl<'a> KeyAttribute<'a> {
+    /// A partition key of type S.
+    pub fn hash_s(name: &'a str) -> Self {
+        KeyAttribute {
+            name,
+            kind: aws_sdk_dynamodb::types::ScalarAttributeType::S,
+            sort: false,
+        }
+    }
+
+    /// A sort key of type S.
+    pub fn range_s(name: &'a str) -> Self {
+        KeyAttribute {
+            sort: true,
+            ..Self::hash_s(name)
+        }
+    }
+}
+
+/// Creates an on-demand table keyed by `keys` and waits up to `wait` until it is active: the
+/// one helper every table Solace makes goes through (status tables, the demo's, the tests').
+///
+/// # Errors
+///
+/// DynamoDB's refusal (it exists, a bad name or key), or a table not active in time.
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    keys: &[KeyAttribute<'_>],
+    wait: std::time::Duration,
+) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, TableStatus,
+    };
+    let invalid = |e: aws_sdk_dynamodb::error::BuildError| {
+        StoreError::new(ErrorKind::Permanent, "CreateTable", e.to_string())
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for key in keys {
+        let key_type = if key.sort {
+            KeyType::Range
+        } else {
+            KeyType::Hash
+        };
+        request = request
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(key.name)
+                    .key_type(key_type)
+                    .build()
+                    .map_err(invalid)?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(key.name)
+                    .attribute_type(key.kind.clone())
+                    .build()
+                    .map_err(invalid)?,
+            );
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| classify("CreateTable", e))?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let described = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeTable", e))?;
+        let status = described.table().and_then(|t| t.table_status()).cloned();
+        if status == Some(TableStatus::Active) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::new(
+                ErrorKind::Transient,
+                "DescribeTable",
+                format!("table {name} is not active after {wait:?} (status {status:?})"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-};
+use aws_sdk_dynamodb::types::TableStatus;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -63,34 +61,14 @@ pub async fn create_table(
     name: &str,
     keys: TableKeys,
 ) -> anyhow::Result<()> {
-    let key_names: &[(&str, KeyType)] = match keys {
-        TableKeys::Pk => &[(PK, KeyType::Hash)],
-        TableKeys::PkSk => &[(PK, KeyType::Hash), (SK, KeyType::Range)],
+    use solace_pipeline::aws::KeyAttribute;
+    let attributes: &[KeyAttribute<'_>] = match keys {
+        TableKeys::Pk => &[KeyAttribute::hash_s(PK)],
+        TableKeys::PkSk => &[KeyAttribute::hash_s(PK), KeyAttribute::range_s(SK)],
     };
-    let mut request = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (key, key_type) in key_names {
-        request = request
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(*key)
-                    .key_type(key_type.clone())
-                    .build()?,
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(*key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()?,
-            );
-    }
-    request
-        .send()
+    solace_pipeline::aws::create_table(client, name, attributes, TABLE_ACTIVE_TIMEOUT)
         .await
-        .map_err(|e| anyhow!("creating table {name}: {}", DisplayErrorContext(e)))?;
-    wait_table_active(client, name, TABLE_ACTIVE_TIMEOUT).await
+        .map_err(|e| anyhow!("creating table {name}: {e}"))
 }
 
 /// Polls DescribeTable until table `name` is active.
