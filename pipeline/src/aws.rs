@@ -264,9 +264,7 @@ pub async fn create_table(
     keys: &[KeyAttribute<'_>],
     wait: std::time::Duration,
 ) -> Result<(), StoreError> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, TableStatus,
-    };
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType};
     let invalid = |e: aws_sdk_dynamodb::error::BuildError| {
         StoreError::new(ErrorKind::Permanent, "CreateTable", e.to_string())
     };
@@ -300,6 +298,20 @@ pub async fn create_table(
         .send()
         .await
         .map_err(|e| classify("CreateTable", e))?;
+    wait_table_active(client, name, wait).await
+}
+
+/// Polls DescribeTable until table `name` is active, for at most `wait`.
+///
+/// # Errors
+///
+/// DynamoDB's error (no such table), or a table not active in time.
+pub async fn wait_table_active(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    wait: std::time::Duration,
+) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::TableStatus;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let described = client
@@ -319,6 +331,6 @@ pub async fn create_table(
                 format!("table {name} is not active after {wait:?} (status {status:?})"),
             ));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -2,11 +2,10 @@
 //! (or one `SOLACE_TEST_ENDPOINT`) never see each other's data.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::TableStatus;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -81,23 +80,9 @@ pub async fn wait_table_active(
     name: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let described = client
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| anyhow!("describing table {name}: {}", DisplayErrorContext(e)))?;
-        let status = described.table().and_then(|t| t.table_status());
-        if status == Some(&TableStatus::Active) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("table {name} is not active after {timeout:?} (status {status:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    solace_pipeline::aws::wait_table_active(client, name, timeout)
+        .await
+        .map_err(|e| anyhow!("waiting for table {name}: {e}"))
 }
 
 /// Creates bucket `name` in the client's region (with the location constraint S3 wants
