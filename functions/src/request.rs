@@ -19,36 +19,58 @@ use crate::queues::{MAX_BATCH, Queues};
 use crate::status::{self, StatusStore};
 use crate::{metrics, records};
 
+/// Why a request is refused; the text is the reason an operator reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRequest {
+    #[error("the request is not JSON: {0}")]
+    NotJson(String),
+    #[error("the request must be a JSON object")]
+    NotAnObject,
+    /// A missing, unknown or mistyped field.
+    #[error("bad request: {0}")]
+    Fields(String),
+    #[error("total-segments must be 1 to {max}, got {got}")]
+    Segments { max: u32, got: u32 },
+    #[error("{field} {value:?} is not an AWS region name")]
+    Region { field: &'static str, value: String },
+    #[error("table-name {0:?} is not a DynamoDB table name (3-255 of A-Za-z0-9_.-)")]
+    TableName(String),
+    #[error("bucket-name {name:?} is not an S3 bucket name: {why}")]
+    BucketName { name: String, why: &'static str },
+    #[error("bucket-prefix {0}")]
+    Prefix(&'static str),
+}
+
 /// Checks a request body against docs/request.md#validation. The error names what was wrong.
-pub fn validate(body: &str, max_segments: u32) -> Result<Request, String> {
+pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest> {
     let value: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("the request is not JSON: {e}"))?;
+        serde_json::from_str(body).map_err(|e| InvalidRequest::NotJson(e.to_string()))?;
     if !value.is_object() {
-        return Err("the request must be a JSON object".into());
+        return Err(InvalidRequest::NotAnObject);
     }
     let request: Request =
-        serde_json::from_value(value).map_err(|e| format!("bad request: {e}"))?;
+        serde_json::from_value(value).map_err(|e| InvalidRequest::Fields(e.to_string()))?;
     if request.total_segments == 0 || request.total_segments > max_segments {
-        return Err(format!(
-            "total-segments must be 1 to {max_segments}, got {}",
-            request.total_segments
-        ));
+        return Err(InvalidRequest::Segments {
+            max: max_segments,
+            got: request.total_segments,
+        });
     }
     check_region("table-region", &request.table_region)?;
     check_region("bucket-region", &request.bucket_region)?;
     check_table_name(&request.table_name)?;
     check_bucket_name(&request.bucket_name)?;
     if request.bucket_prefix.len() > 512 {
-        return Err("bucket-prefix is longer than 512 bytes".into());
+        return Err(InvalidRequest::Prefix("is longer than 512 bytes"));
     }
     if request.bucket_prefix.starts_with('/') {
-        return Err("bucket-prefix must not start with `/`".into());
+        return Err(InvalidRequest::Prefix("must not start with `/`"));
     }
     Ok(request)
 }
 
 /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-7`…
-fn check_region(field: &str, region: &str) -> Result<(), String> {
+fn check_region(field: &'static str, region: &str) -> Result<(), InvalidRequest> {
     let parts: Vec<&str> = region.split('-').collect();
     let ok = parts.len() >= 3
         && parts.len() <= 4
@@ -62,11 +84,14 @@ fn check_region(field: &str, region: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{field} {region:?} is not an AWS region name"))
+        Err(InvalidRequest::Region {
+            field,
+            value: region.to_owned(),
+        })
     }
 }
 
-fn check_table_name(name: &str) -> Result<(), String> {
+fn check_table_name(name: &str) -> Result<(), InvalidRequest> {
     let ok = (3..=255).contains(&name.len())
         && name
             .bytes()
@@ -74,17 +99,16 @@ fn check_table_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "table-name {name:?} is not a DynamoDB table name (3-255 of A-Za-z0-9_.-)"
-        ))
+        Err(InvalidRequest::TableName(name.to_owned()))
     }
 }
 
-fn check_bucket_name(name: &str) -> Result<(), String> {
-    let bad = |why: &str| {
-        Err(format!(
-            "bucket-name {name:?} is not an S3 bucket name: {why}"
-        ))
+fn check_bucket_name(name: &str) -> Result<(), InvalidRequest> {
+    let bad = |why: &'static str| {
+        Err(InvalidRequest::BucketName {
+            name: name.to_owned(),
+            why,
+        })
     };
     if !(3..=63).contains(&name.len()) {
         return bad("3 to 63 characters");
@@ -122,7 +146,7 @@ async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<()
     let body = record.body.unwrap_or_default();
     let request = match validate(&body, ctx.config.max_segments) {
         Ok(r) => r,
-        Err(reason) => return reject(ctx, &task_id, &body, &reason).await,
+        Err(invalid) => return reject(ctx, &task_id, &body, &invalid.to_string()).await,
     };
     let bucket = ctx
         .services
@@ -278,6 +302,48 @@ async fn fan_out<S: Services>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_refusal_names_what_was_wrong() {
+        let good = r#"{"action": "backup", "total-segments": 2, "table-region": "us-east-1",
+            "table-name": "orders", "bucket-region": "eu-west-1", "bucket-name": "backups",
+            "bucket-prefix": "p/"}"#;
+        assert!(validate(good, 10).is_ok());
+        let with = |k: &str, v: serde_json::Value| {
+            let mut r: serde_json::Value = serde_json::from_str(good).expect("json");
+            r[k] = v;
+            r.to_string()
+        };
+        let cases = [
+            ("{".to_owned(), "the request is not JSON"),
+            ("[1]".to_owned(), "the request must be a JSON object"),
+            (with("colour", "blue".into()), "unknown field `colour`"),
+            (
+                with("total-segments", 11.into()),
+                "total-segments must be 1 to 10, got 11",
+            ),
+            (
+                with("table-region", "mars".into()),
+                "table-region \"mars\" is not an AWS region",
+            ),
+            (
+                with("table-name", "a b".into()),
+                "table-name \"a b\" is not a DynamoDB table",
+            ),
+            (
+                with("bucket-name", "A".into()),
+                "bucket-name \"A\" is not an S3 bucket name",
+            ),
+            (
+                with("bucket-prefix", "/x".into()),
+                "bucket-prefix must not start with `/`",
+            ),
+        ];
+        for (body, reason) in cases {
+            let err = validate(&body, 10).expect_err(&body).to_string();
+            assert!(err.contains(reason), "{body}: {err}");
+        }
+    }
 
     #[test]
     fn region_names() {
