@@ -103,6 +103,14 @@ data "aws_iam_policy_document" "request" {
     ]
   }
 
+  # A restore's destination must hold no items (Scan with Limit 1).
+  statement {
+    sid       = "CheckDestination"
+    effect    = "Allow"
+    actions   = ["dynamodb:Scan"]
+    resources = local.data_table_arns
+  }
+
   statement {
     sid       = "ManifestBuckets"
     effect    = "Allow"
@@ -178,10 +186,23 @@ data "aws_iam_policy_document" "backup" {
     resources = local.data_table_arns
   }
 
+  # Conditional writes only (If-None-Match): a 412 is followed by reading what is there.
+  statement {
+    sid       = "ReadBackBuckets"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = local.data_bucket_arns
+    condition {
+      test     = "StringEquals"
+      variable = "s3:ResourceAccount"
+      values   = local.data_bucket_account_ids
+    }
+  }
+
   statement {
     sid       = "WriteBatches"
     effect    = "Allow"
-    actions   = ["s3:PutObject"]
+    actions   = ["s3:GetObject", "s3:PutObject"]
     resources = local.data_object_arns
     condition {
       test     = "StringEquals"
@@ -195,7 +216,7 @@ data "aws_iam_policy_document" "backup" {
     content {
       sid       = "DataBucketKeys"
       effect    = "Allow"
-      actions   = ["kms:GenerateDataKey"]
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
       resources = var.data_kms_key_arns
       condition {
         test     = "StringLike"

@@ -217,6 +217,12 @@ async fn crashes_at_random_points_finish_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_that_cannot_be_trusted_are_refused_and_leave_the_destination_untouched() {
+    let w = world(60).await;
+    refusals(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_segment_that_cannot_succeed_is_counted_failed_once() {
     let w = world(300).await;
     failing_segment(&w).await;
@@ -458,10 +464,8 @@ async fn failing_segment(w: &World) {
     assert_calls_declared();
     assert_eq!((later.completed, later.failed), (2, 1), "counted once");
     let reason = &restore.errors["0x1"];
-    assert!(
-        reason.contains("fail/0x1/0x0") && reason.contains("zlib"),
-        "{reason}"
-    );
+    // Its checksum no longer matches the marker's: refused before it is even inflated.
+    assert!(reason.contains("fail/0x1/0x0"), "{reason}");
     // A permanent error is not retried: one restore invocation met it and ended the segment,
     // and the dead-letter path never saw it (before: every receive and redrive ran it again).
     for function in Function::ALL {
@@ -470,6 +474,191 @@ async fn failing_segment(w: &World) {
     }
     assert_eq!(stats.segment_invocations(Function::Restore, &id, 1), 1);
     assert_eq!(stats.segment_invocations(Function::Redrive, &id, 1), 0);
+}
+
+/// Sends `bodies` to the request queue and waits for each one's rejection: their reasons,
+/// in order.
+async fn rejected(local: &Running, bodies: &[serde_json::Value]) -> Vec<String> {
+    let sqs = local.ctx.services.sqs();
+    let mut ids = Vec::new();
+    for body in bodies {
+        ids.push(local.send(body).await.expect("sent"));
+    }
+    let url = local.queues.url(solace_cli::local::REJECTED_QUEUE);
+    let mut reasons = std::collections::HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while ids.iter().any(|id| !reasons.contains_key(id)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rejections: {reasons:?}"
+        );
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for m in out.messages() {
+            let v: serde_json::Value =
+                serde_json::from_str(m.body().unwrap_or_default()).expect("json");
+            reasons.insert(
+                v["task-id"].as_str().unwrap_or_default().to_owned(),
+                v["reason"].as_str().unwrap_or_default().to_owned(),
+            );
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    ids.iter().map(|id| reasons[id].clone()).collect()
+}
+
+/// Scenario 6: each restore the backup cannot vouch for is refused through the request
+/// queue, with its reason, and writes nothing; a batch with one item changed (valid zlib and
+/// JSON) fails its segment, naming the batch, and none of its items reaches the table.
+async fn refusals(w: &World) {
+    use std::io::{Read, Write};
+    let local = start("refuse", options()).await;
+    let id = local
+        .send(&request(
+            "backup", 2, &w.source, &w.bucket, "refuse/", REGION,
+        ))
+        .await
+        .expect("sent");
+    let backup = local
+        .wait(
+            &local.ctx.config.backup_status_table,
+            &id,
+            Duration::from_secs(300),
+            |_| {},
+        )
+        .await
+        .expect("backup");
+    assert_exact("backup", &backup, 2, 60);
+    let target = unique_name("dst");
+    create_table(&w.dynamodb, &target).await.expect("target");
+    let restore = |table: &str, segments: u32| {
+        request("restore", segments, table, &w.bucket, "refuse/", REGION)
+    };
+    let status_table = local.ctx.config.backup_status_table.clone();
+    let reasons = rejected(
+        &local,
+        &[
+            request("backup", 2, &w.source, &w.bucket, "refuse", REGION),
+            restore(&target, 3),
+            restore(&w.source, 2),
+            restore(&status_table, 2),
+        ],
+    )
+    .await;
+    for (reason, expected) in reasons.iter().zip([
+        "already holds a backup",
+        "was made with 2",
+        "already holds items",
+        "status table",
+    ]) {
+        assert!(
+            reason.contains(expected),
+            "{reason:?} should say {expected:?}"
+        );
+    }
+    // Without its completion record the backup is not complete.
+    let s3 = s3_client(&w.sdk);
+    let completion = "refuse/solace-meta/complete.json";
+    let record = s3
+        .get_object()
+        .bucket(&w.bucket)
+        .key(completion)
+        .send()
+        .await
+        .expect("the completion record exists")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    s3.delete_object()
+        .bucket(&w.bucket)
+        .key(completion)
+        .send()
+        .await
+        .expect("deleted");
+    let reasons = rejected(&local, &[restore(&target, 2)]).await;
+    assert!(reasons[0].contains("not complete"), "{reasons:?}");
+    s3.put_object()
+        .bucket(&w.bucket)
+        .key(completion)
+        .body(record.to_vec().into())
+        .send()
+        .await
+        .expect("restored record");
+    assert!(
+        contents(&w.dynamodb, &target)
+            .await
+            .expect("scan")
+            .is_empty(),
+        "no refused restore wrote anything"
+    );
+    assert_eq!(
+        contents(&w.dynamodb, &w.source).await.expect("scan").len(),
+        60
+    );
+
+    // One item of batch 0x0/0x0 changed: valid zlib, valid JSON, a different checksum.
+    let key = "refuse/0x0/0x0";
+    let stored = s3
+        .get_object()
+        .bucket(&w.bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("batch")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    let mut json = String::new();
+    flate2::read::ZlibDecoder::new(&stored[..])
+        .read_to_string(&mut json)
+        .expect("zlib");
+    let marker_value = "\"S\":\"";
+    let changed = json.replacen(marker_value, "\"S\":\"CHANGED-", 1);
+    assert_ne!(changed, json, "the batch has a string attribute to change");
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    encoder.write_all(changed.as_bytes()).expect("deflate");
+    s3.put_object()
+        .bucket(&w.bucket)
+        .key(key)
+        .body(encoder.finish().expect("deflate").into())
+        .send()
+        .await
+        .expect("replaced");
+    let id = local.send(&restore(&target, 2)).await.expect("sent");
+    let status = local
+        .wait(
+            &local.ctx.config.restore_status_table,
+            &id,
+            Duration::from_secs(300),
+            |_| {},
+        )
+        .await
+        .expect("restore ends");
+    local.stop().await;
+    assert_eq!((status.completed, status.failed), (1, 1), "{status:?}");
+    assert!(status.errors["0x0"].contains(key), "{:?}", status.errors);
+    let restored = contents(&w.dynamodb, &target).await.expect("scan");
+    assert!(
+        restored
+            .values()
+            .all(|item| !format!("{item:?}").contains("CHANGED-")),
+        "nothing of the damaged batch was written"
+    );
 }
 
 /// Scenario 5: a catalog of bad requests: each rejected with its reason, nothing fanned out.

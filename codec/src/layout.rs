@@ -11,7 +11,7 @@
 //! | manifest | [`manifest_key`]: `<prefix>solace-meta/manifest.json` | when a backup is requested | [`Manifest::to_json`]: pretty JSON |
 //! | segment marker | [`segment_marker_key`]: `<prefix>solace-meta/segments/0x<segment>.json` | when a segment's backup is complete | [`SegmentMarker::to_json`]: compact JSON |
 //! | schema (reserved) | [`schema_key`]: `<prefix>solace-meta/schema.json` | not yet written | |
-//! | completion (reserved) | [`completion_key`]: `<prefix>solace-meta/complete.json` | not yet written | |
+//! | completion record | [`completion_key`]: `<prefix>solace-meta/complete.json` | when the task's last segment is counted | [`Completion::to_json`]: pretty JSON |
 //!
 //! Writers and readers of these objects go through this module, so the format has one
 //! owner; `tests/layout.rs` pins the bytes to the committed fixture in
@@ -141,10 +141,43 @@ pub fn schema_key(prefix: &str) -> String {
     format!("{}{META_FOLDER}schema.json", normalized_prefix(prefix))
 }
 
-/// Reserved for the record that a whole backup is complete (every segment marker written).
-/// Not yet written: nothing reads or writes this key today.
+/// The record that a whole backup ended ([`Completion`]): written once its last segment is
+/// counted; a backup is complete only when it exists and says no segment failed.
 pub fn completion_key(prefix: &str) -> String {
     format!("{}{META_FOLDER}complete.json", normalized_prefix(prefix))
+}
+
+/// The completion record, [`completion_key`]: how the backup ended, written once its last
+/// segment is counted (docs/protocol.md#completion-record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Completion {
+    pub format: u32,
+    pub task_id: String,
+    pub table_region: String,
+    pub table_name: String,
+    pub total_segments: u64,
+    pub completed_segments: u64,
+    pub failed_segments: u64,
+    pub items: u64,
+    pub bytes: u64,
+    /// Each failed segment's reason, by segment name (`0x5`).
+    #[serde(default)]
+    pub failed: std::collections::BTreeMap<String, String>,
+    pub completed_at: String,
+}
+
+impl Completion {
+    pub const FORMAT: u32 = 1;
+
+    /// Pretty JSON, like the manifest.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
 }
 
 /// The backup's manifest, [`manifest_key`]: what request made it. Written when the backup
@@ -179,25 +212,142 @@ impl Manifest {
 /// Written as [`segment_marker_key`] when a backup segment is complete. Restore reads exactly
 /// `batches` batches when it is there, so a batch left over from an earlier attempt is never
 /// restored, and a missing one is an error.
+///
+/// Format 1 (no `format` field) has the three totals only. Format 2 adds `batch-list`: one
+/// [`BatchEntry`] per batch, in order, which a restore checks each batch against before it
+/// writes any of its items (docs/protocol.md#what-a-restore-checks).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct SegmentMarker {
+    /// [`SegmentMarker::FORMAT_V1`] when the object has no `format` (and then it is not
+    /// written, so a v1 marker keeps its bytes).
+    #[serde(default = "format_v1", skip_serializing_if = "is_format_v1")]
+    pub format: u32,
     pub batches: u64,
     pub items: u64,
     /// Uncompressed JSON bytes of the segment's batches.
     pub bytes: u64,
+    /// Format 2 and later: each batch, `0x0` to `batches - 1`; empty in format 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch_list: Vec<BatchEntry>,
+}
+
+/// One batch of a format-2 [`SegmentMarker`]: what its object must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BatchEntry {
+    /// The batch number (its key is [`batch_key`] of it).
+    pub batch: u64,
+    pub items: u64,
+    /// Uncompressed JSON bytes.
+    pub bytes: u64,
+    /// Bytes of the stored (compressed) body.
+    pub stored_bytes: u64,
+    /// SHA-256 of the stored body, lower-case hex (64 digits).
+    pub sha256: String,
+}
+
+fn format_v1() -> u32 {
+    SegmentMarker::FORMAT_V1
+}
+
+fn is_format_v1(format: &u32) -> bool {
+    *format == SegmentMarker::FORMAT_V1
 }
 
 impl SegmentMarker {
+    /// Totals only: what Solace wrote before per-batch checks.
+    pub const FORMAT_V1: u32 = 1;
+    /// The `format` this code writes: totals and a [`BatchEntry`] per batch.
+    pub const FORMAT: u32 = 2;
+
+    /// A format-1 marker.
+    pub fn v1(batches: u64, items: u64, bytes: u64) -> Self {
+        SegmentMarker {
+            format: Self::FORMAT_V1,
+            batches,
+            items,
+            bytes,
+            batch_list: Vec::new(),
+        }
+    }
+
+    /// A format-2 marker of `batches` (numbered `0x0` up, in order); the totals are their
+    /// sums.
+    pub fn v2(batches: Vec<BatchEntry>) -> Self {
+        SegmentMarker {
+            format: Self::FORMAT,
+            batches: batches.len() as u64,
+            items: batches.iter().map(|b| b.items).sum(),
+            bytes: batches.iter().map(|b| b.bytes).sum(),
+            batch_list: batches,
+        }
+    }
+
+    /// What batch `n` must hold, when the marker says (format 2 and later).
+    pub fn entry(&self, n: u64) -> Option<&BatchEntry> {
+        if self.format < Self::FORMAT {
+            return None;
+        }
+        self.batch_list.get(usize::try_from(n).ok()?)
+    }
+
     /// The object's bytes: compact JSON.
     pub fn to_json(&self) -> Vec<u8> {
-        // Integers only: serializing cannot fail.
+        // Integers and hex strings only: serializing cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Reads the object's bytes.
+    /// Reads the object's bytes. A format-2 marker whose batch list does not match its
+    /// totals (a count, a number out of order, a sum, a checksum that is not 64 lower-case
+    /// hex digits) is an error: a restore cannot check batches against it.
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+        let marker: Self = serde_json::from_slice(bytes)?;
+        marker
+            .check()
+            .map_err(<serde_json::Error as serde::de::Error>::custom)?;
+        Ok(marker)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.format < Self::FORMAT {
+            return Ok(());
+        }
+        if self.batch_list.len() as u64 != self.batches {
+            return Err(format!(
+                "the batch list has {} entries for {} batches",
+                self.batch_list.len(),
+                self.batches
+            ));
+        }
+        for (n, entry) in self.batch_list.iter().enumerate() {
+            if entry.batch != n as u64 {
+                return Err(format!(
+                    "entry {n} of the batch list is batch {}",
+                    entry.batch
+                ));
+            }
+            let hex = entry.sha256.len() == 64
+                && entry
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex {
+                return Err(format!(
+                    "batch {n} has a malformed sha256 {:?}",
+                    entry.sha256
+                ));
+            }
+        }
+        let items: u64 = self.batch_list.iter().map(|b| b.items).sum();
+        let bytes: u64 = self.batch_list.iter().map(|b| b.bytes).sum();
+        if items != self.items || bytes != self.bytes {
+            return Err(format!(
+                "the batch list sums to {items} items and {bytes} bytes, the totals say {} and {}",
+                self.items, self.bytes
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -286,16 +436,69 @@ mod tests {
             Manifest::from_json(&manifest.to_json()).ok(),
             Some(manifest)
         );
-        let marker = SegmentMarker {
-            batches: 2,
-            items: 5,
-            bytes: 100,
-        };
+        let marker = SegmentMarker::v1(2, 5, 100);
         assert_eq!(
             SegmentMarker::from_json(&marker.to_json()).ok(),
             Some(marker)
         );
         assert!(SegmentMarker::from_json(b"{\"batches\":1}").is_err());
+        let entry = |batch, items| BatchEntry {
+            batch,
+            items,
+            bytes: 10 * items,
+            stored_bytes: 7,
+            sha256: "0".repeat(64),
+        };
+        let v2 = SegmentMarker::v2(vec![entry(0, 2), entry(1, 3)]);
+        assert_eq!((v2.batches, v2.items, v2.bytes), (2, 5, 50));
+        assert_eq!(
+            SegmentMarker::from_json(&v2.to_json()).ok(),
+            Some(v2.clone())
+        );
+        assert_eq!(v2.entry(1), Some(&entry(1, 3)));
+        assert_eq!(SegmentMarker::v1(2, 5, 50).entry(1), None);
+    }
+
+    #[test]
+    fn a_v2_marker_whose_batch_list_disagrees_is_unreadable() {
+        let entry = |batch| BatchEntry {
+            batch,
+            items: 1,
+            bytes: 1,
+            stored_bytes: 1,
+            sha256: "a".repeat(64),
+        };
+        let good = SegmentMarker::v2(vec![entry(0), entry(1)]);
+        let broken = [
+            SegmentMarker {
+                batches: 3,
+                ..good.clone()
+            },
+            SegmentMarker {
+                items: 3,
+                ..good.clone()
+            },
+            SegmentMarker {
+                batch_list: vec![entry(0), entry(2)],
+                ..good.clone()
+            },
+            SegmentMarker {
+                batch_list: vec![
+                    entry(0),
+                    BatchEntry {
+                        sha256: "A".repeat(64),
+                        ..entry(1)
+                    },
+                ],
+                ..good.clone()
+            },
+        ];
+        for marker in broken {
+            assert!(
+                SegmentMarker::from_json(&marker.to_json()).is_err(),
+                "{marker:?}"
+            );
+        }
     }
 
     #[test]

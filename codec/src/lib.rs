@@ -41,8 +41,8 @@ pub use batch::{
 };
 pub use item::{Item, Value, write_item};
 pub use layout::{
-    BatchId, META_FOLDER, Manifest, NameError, SegmentId, SegmentMarker, batch_key, completion_key,
-    manifest_key, normalized_prefix, parse_batch_key, schema_key, segment_marker_key,
-    segment_prefix,
+    BatchId, Completion, META_FOLDER, Manifest, NameError, SegmentId, SegmentMarker, batch_key,
+    completion_key, manifest_key, normalized_prefix, parse_batch_key, schema_key,
+    segment_marker_key, segment_prefix,
 };
 pub use parse::{ItemError, ItemErrorKind};

@@ -4,7 +4,9 @@
 //! (and other tools) see it.
 //!
 //! - `manifest.json`: a [`Manifest`], as the request function writes it.
-//! - `segment-marker.json`: the [`SegmentMarker`] a backup of three items wrote.
+//! - `segment-marker.json`: the [`SegmentMarker`] a backup of three items wrote (format 1).
+//! - `segment-marker-v2.json`: a format-2 marker whose one batch is `batch.zlib` (added with
+//!   format 2, pinned from then on).
 //! - `batch.zlib`: [`items`] encoded at level 6; `batch.json`: the same batch inflated.
 //! - `keys.json`: the keys of each object for the prefixes `""`, `"p"`, `"p/"`, `"a/b"`.
 
@@ -12,8 +14,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use solace_codec::layout::{
-    BatchId, Manifest, SegmentId, SegmentMarker, batch_key, manifest_key, segment_marker_key,
-    segment_prefix,
+    BatchEntry, BatchId, Manifest, SegmentId, SegmentMarker, batch_key, manifest_key,
+    segment_marker_key, segment_prefix,
 };
 use solace_codec::{Item, Value, decode_items, encode_items, inflate_capped};
 
@@ -68,11 +70,19 @@ fn manifest() -> Manifest {
 }
 
 fn marker() -> SegmentMarker {
-    SegmentMarker {
-        batches: 1,
+    SegmentMarker::v1(1, 3, 94)
+}
+
+/// The format-2 marker of a segment whose one batch is `batch.zlib`; the checksum is
+/// `sha256sum batch.zlib`.
+fn marker_v2() -> SegmentMarker {
+    SegmentMarker::v2(vec![BatchEntry {
+        batch: 0,
         items: 3,
-        bytes: 94,
-    }
+        bytes: 287,
+        stored_bytes: 181,
+        sha256: "86896a0cebf97b3057753eca48df0b9d626ab782845c928789084fb9986f30d9".into(),
+    }])
 }
 
 /// Shows bytes as text where they are text, for a readable assertion failure.
@@ -99,6 +109,16 @@ fn layout_is_byte_identical_to_the_committed_fixture() {
         SegmentMarker::from_json(&fixture("segment-marker.json")).ok(),
         Some(marker())
     );
+    let written = marker_v2().to_json();
+    assert_eq!(
+        show(&written),
+        show(&fixture("segment-marker-v2.json")),
+        "segment marker, format 2"
+    );
+    assert_eq!(
+        SegmentMarker::from_json(&fixture("segment-marker-v2.json")).ok(),
+        Some(marker_v2())
+    );
 
     // A batch: the same zlib stream, the same JSON inside, the same items out.
     let body = fixture("batch.zlib");
@@ -107,6 +127,12 @@ fn layout_is_byte_identical_to_the_committed_fixture() {
     inflate_capped(&body, 1 << 20, &mut json).expect("the fixture batch inflates");
     assert_eq!(show(&json), show(&fixture("batch.json")), "batch JSON");
     assert_eq!(decode_items(&body, 1 << 20), Ok(items()));
+    // The v2 marker's entry describes this very batch.
+    let entry = &marker_v2().batch_list[0];
+    assert_eq!(
+        (entry.items, entry.bytes, entry.stored_bytes),
+        (items().len() as u64, json.len() as u64, body.len() as u64)
+    );
 
     // The keys, for prefixes with and without their separator.
     let keys: Vec<BTreeMap<String, String>> =

@@ -210,7 +210,8 @@ impl Config {
     pub fn work_queue(&self, action: Action) -> &str {
         match action {
             Action::Backup => &self.backup_queue_url,
-            Action::Restore => &self.restore_queue_url,
+            // The restore function verifies: it has the reading half of a restore's rights.
+            Action::Restore | Action::Verify => &self.restore_queue_url,
         }
     }
 
@@ -218,7 +219,7 @@ impl Config {
     pub fn status_table(&self, action: Action) -> &str {
         match action {
             Action::Backup => &self.backup_status_table,
-            Action::Restore => &self.restore_status_table,
+            Action::Restore | Action::Verify => &self.restore_status_table,
         }
     }
 }

@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
 use solace_codec::EncoderConfig;
+use solace_codec::SegmentId;
 use solace_pipeline::aws::{DynamoTable, S3Objects};
-use solace_pipeline::{BackupConfig, Objects, RestoreConfig, Table};
+use solace_pipeline::{BackupConfig, Fence, Objects, RestoreConfig, Table};
 
 use crate::config::Config;
 use crate::error::{Error, QueueError};
+use crate::fence::DynamoFence;
 use crate::function::Function;
 use crate::message::SegmentMessage;
 use crate::operations::{self, Recorder};
@@ -26,6 +28,7 @@ pub trait Services: Send + Sync + 'static {
     type Objects: Objects;
     type Status: StatusStore;
     type Queues: Queues;
+    type Fence: Fence;
 
     /// The data table `name` in `region`.
     fn table(&self, region: &str, name: &str) -> Self::Table;
@@ -33,6 +36,9 @@ pub trait Services: Send + Sync + 'static {
     fn bucket(&self, region: &str, name: &str) -> Self::Objects;
     fn status(&self) -> &Self::Status;
     fn queues(&self) -> &Self::Queues;
+    /// A new run's handle on the chain of `task_id`'s backup `segment`, kept in
+    /// `status_table` (docs/protocol.md#fencing).
+    fn fence(&self, status_table: &str, task_id: &str, segment: SegmentId) -> Self::Fence;
 }
 
 /// Shared state of a function.
@@ -154,6 +160,7 @@ impl Services for AwsServices {
     type Objects = S3Objects;
     type Status = DynamoStatus;
     type Queues = SqsQueues;
+    type Fence = DynamoFence;
 
     fn table(&self, region: &str, name: &str) -> DynamoTable {
         let client = data_client(&self.dynamodb, region, |recorder| {
@@ -167,6 +174,18 @@ impl Services for AwsServices {
 
     fn bucket(&self, region: &str, name: &str) -> S3Objects {
         S3Objects::new(self.s3(region), name, self.expected_bucket_owner.clone())
+    }
+
+    fn fence(&self, status_table: &str, task_id: &str, segment: SegmentId) -> DynamoFence {
+        // A run's identity: random, so two runs of one message are two runs.
+        let run = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        DynamoFence::new(
+            self.status.client().clone(),
+            status_table,
+            task_id,
+            segment,
+            &run,
+        )
     }
 
     fn status(&self) -> &DynamoStatus {

@@ -14,16 +14,20 @@
 //! - [`queues`]: sending messages, behind [`queues::Queues`].
 //! - [`records`]: the one SQS batch loop (a span per message, partial batch failures).
 //! - [`request`], [`worker`] (backup and restore), [`redrive`]: the handlers.
+//! - [`fence`]: a backup segment's chain of batches, fenced in the status table.
+//! - [`complete`]: the completion record a backup gets once its last segment is counted.
 //! - [`dispatch`]: an invocation's event through its function's handler.
 //! - [`operations`]: the AWS operations each function calls (declared and recorded).
 //! - [`metrics`]: CloudWatch Embedded Metric Format.
 //! - [`lambda`]: the thin `lambda_runtime` entry point of the function binaries.
 //! - `mem` (feature `mem`): in-memory services for the handlers' unit tests.
 
+pub mod complete;
 pub mod config;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod fence;
 pub mod function;
 pub mod lambda;
 #[cfg(feature = "mem")]

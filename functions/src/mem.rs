@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use solace_codec::SegmentId;
-use solace_pipeline::sim::{MemObjects, MemTable};
-use solace_pipeline::{ErrorKind, Objects, StoreError};
+use solace_pipeline::sim::{MemChain, MemFence, MemObjects, MemTable};
+use solace_pipeline::{ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, StoreError};
 
 use crate::context::Services;
 use crate::error::{QueueError, StatusError};
@@ -65,6 +65,7 @@ impl StatusStore for MemStatus {
         task_id: &str,
         request: &Request,
         created_at: &str,
+        notes: &[String],
     ) -> Result<bool, StatusError> {
         self.call("CreateTask");
         let mut tasks = lock(&self.tasks);
@@ -79,6 +80,7 @@ impl StatusStore for MemStatus {
                 created_at: created_at.to_owned(),
                 status: TaskStatus {
                     total: u64::from(request.total_segments),
+                    notes: notes.to_vec(),
                     ..TaskStatus::default()
                 },
                 ..MemTask::default()
@@ -112,6 +114,7 @@ impl StatusStore for MemStatus {
             }
             SegmentEnd::Failed { reason } => {
                 task.failed.insert(name.clone());
+                task.status.failed_names.insert(name.clone());
                 task.status.failed += 1;
                 task.status
                     .errors
@@ -257,28 +260,55 @@ impl MemBucket {
     }
 }
 
+impl MemBucket {
+    fn fault(&self) -> Result<(), StoreError> {
+        let mut faults = lock(&self.faults);
+        if faults.succeed > 0 {
+            faults.succeed -= 1;
+        } else if faults.fail > 0 {
+            faults.fail -= 1;
+            return Err(StoreError::new(
+                ErrorKind::Transient,
+                "PutObject",
+                "503 ServiceUnavailable (simulated)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Objects for MemBucket {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
-        {
-            let mut faults = lock(&self.faults);
-            if faults.succeed > 0 {
-                faults.succeed -= 1;
-            } else if faults.fail > 0 {
-                faults.fail -= 1;
-                return Err(StoreError::new(
-                    ErrorKind::Transient,
-                    "PutObject",
-                    "503 ServiceUnavailable (simulated)",
-                ));
-            }
-        }
+        self.fault()?;
         self.objects.put(key, body).await?;
         *lock(&self.puts).entry(key.to_owned()).or_default() += 1;
         Ok(())
     }
 
+    async fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+        meta: &ObjectMeta,
+    ) -> Result<PutNew, StoreError> {
+        self.fault()?;
+        let out = self.objects.put_new(key, body, meta).await?;
+        if out == PutNew::Created {
+            *lock(&self.puts).entry(key.to_owned()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.objects.get(key).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        self.objects.head(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.objects.list(prefix).await
     }
 }
 
@@ -287,6 +317,7 @@ impl Objects for MemBucket {
 pub struct MemServices {
     tables: Mutex<HashMap<(String, String), Arc<MemTable>>>,
     buckets: Mutex<HashMap<(String, String), MemBucket>>,
+    chains: Mutex<HashMap<(String, String, u32), MemChain>>,
     pub status: MemStatus,
     pub queues: MemQueues,
 }
@@ -316,6 +347,7 @@ impl Services for MemServices {
     type Objects = MemBucket;
     type Status = MemStatus;
     type Queues = MemQueues;
+    type Fence = MemFence;
 
     /// The table at `region`/`name`; an empty one (hash key `pk`) is made on first use.
     fn table(&self, region: &str, name: &str) -> Arc<MemTable> {
@@ -331,6 +363,13 @@ impl Services for MemServices {
             .get(&(region.to_owned(), name.to_owned()))
             .cloned();
         existing.unwrap_or_else(|| self.add_bucket(region, name, MemObjects::new()))
+    }
+
+    fn fence(&self, status_table: &str, task_id: &str, segment: SegmentId) -> MemFence {
+        lock(&self.chains)
+            .entry((status_table.to_owned(), task_id.to_owned(), segment.0))
+            .or_default()
+            .run()
     }
 
     fn status(&self) -> &MemStatus {

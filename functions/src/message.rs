@@ -4,12 +4,14 @@
 use serde::{Deserialize, Serialize};
 use solace_pipeline::{BackupCheckpoint, RestoreCheckpoint};
 
-/// `backup` or `restore`.
+/// What a task does: `backup`, `restore`, or `verify` (re-read and check every batch of a
+/// backup, writing no table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Backup,
     Restore,
+    Verify,
 }
 
 impl Action {
@@ -17,6 +19,34 @@ impl Action {
         match self {
             Action::Backup => "backup",
             Action::Restore => "restore",
+            Action::Verify => "verify",
+        }
+    }
+}
+
+/// The fields of a verify request: a backup's place, no table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct VerifyFields {
+    pub action: Action,
+    pub total_segments: u32,
+    pub bucket_region: String,
+    pub bucket_name: String,
+    pub bucket_prefix: String,
+}
+
+impl From<VerifyFields> for Request {
+    fn from(v: VerifyFields) -> Self {
+        Request {
+            action: v.action,
+            total_segments: v.total_segments,
+            table_region: String::new(),
+            table_name: String::new(),
+            bucket_region: v.bucket_region,
+            bucket_name: v.bucket_name,
+            bucket_prefix: v.bucket_prefix,
+            allow_non_empty_table: false,
+            allow_incomplete_backup: false,
         }
     }
 }
@@ -27,11 +57,20 @@ impl Action {
 pub struct Request {
     pub action: Action,
     pub total_segments: u32,
+    /// Empty for a verify.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub table_region: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub table_name: String,
     pub bucket_region: String,
     pub bucket_name: String,
     pub bucket_prefix: String,
+    /// Restore only: restore into a table that already holds items (refused otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_non_empty_table: bool,
+    /// Restore only: restore what a backup committed although it never completed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_incomplete_backup: bool,
 }
 
 /// Where a segment continues.

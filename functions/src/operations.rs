@@ -30,6 +30,8 @@ pub const CALLS: &[(Function, &[&str])] = &[
         &[
             // status::create_task
             "dynamodb:PutItem",
+            // DynamoTable::has_items: a restore's destination must be empty (Scan, Limit 1)
+            "dynamodb:Scan",
             // the backup's manifest: S3Objects::get (restore), S3Objects::put (backup);
             // ListBucket so that a missing manifest reads as NoSuchKey (see iam_actions)
             "s3:GetObject",
@@ -46,9 +48,13 @@ pub const CALLS: &[(Function, &[&str])] = &[
             "dynamodb:GetItem",
             // DynamoTable::scan on the data table
             "dynamodb:Scan",
-            // status::end_segment, status::note_segment_error
+            // status::end_segment, status::note_segment_error, the fence (fence.rs)
             "dynamodb:UpdateItem",
-            // S3Objects::put: batches and the segment marker
+            // S3Objects::head/get: the body a conditional write found (412), batch checksums
+            // for the segment marker; ListBucket so that a missing key reads as NoSuchKey
+            "s3:GetObject",
+            "s3:ListBucket",
+            // S3Objects::put_new: batches, the segment marker, the completion record
             "s3:PutObject",
             // Context::send_segment: the continuation
             "sqs:SendMessage",

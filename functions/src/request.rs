@@ -7,14 +7,15 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
-use solace_codec::layout::Manifest;
-use solace_pipeline::{ErrorKind, Objects};
+use solace_codec::SegmentId;
+use solace_codec::layout::{Completion, Manifest};
+use solace_pipeline::{ErrorKind, ObjectMeta, Objects, PutNew, StoreError, Table};
 use tracing::{error, info};
 
 use crate::context::{Context, Services};
 use crate::error::Error;
 use crate::function::Function;
-use crate::message::{Action, Request, SegmentMessage};
+use crate::message::{Action, Request, SegmentMessage, VerifyFields};
 use crate::queues::{MAX_BATCH, Queues};
 use crate::status::{self, StatusStore};
 use crate::{metrics, records};
@@ -39,6 +40,8 @@ pub enum InvalidRequest {
     BucketName { name: String, why: &'static str },
     #[error("bucket-prefix {0}")]
     Prefix(&'static str),
+    #[error("{0} is a restore field; a backup or verify does not take it")]
+    RestoreOnly(&'static str),
 }
 
 /// Checks a request body against docs/request.md#validation. The error names what was wrong.
@@ -48,23 +51,47 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
     if !value.is_object() {
         return Err(InvalidRequest::NotAnObject);
     }
-    let request: Request =
-        serde_json::from_value(value).map_err(|e| InvalidRequest::Fields(e.to_string()))?;
+    let fields = |e: serde_json::Error| InvalidRequest::Fields(e.to_string());
+    let request: Request = if value.get("action").and_then(|a| a.as_str()) == Some("verify") {
+        serde_json::from_value::<VerifyFields>(value)
+            .map_err(fields)?
+            .into()
+    } else {
+        // Backup and restore name their table: without one it is a missing field.
+        for field in ["table-region", "table-name"] {
+            if value.get(field).is_none() {
+                return Err(InvalidRequest::Fields(format!("missing field `{field}`")));
+            }
+        }
+        serde_json::from_value(value).map_err(fields)?
+    };
     if request.total_segments == 0 || request.total_segments > max_segments {
         return Err(InvalidRequest::Segments {
             max: max_segments,
             got: request.total_segments,
         });
     }
-    check_region("table-region", &request.table_region)?;
+    if request.action != Action::Verify {
+        check_region("table-region", &request.table_region)?;
+        check_table_name(&request.table_name)?;
+    }
     check_region("bucket-region", &request.bucket_region)?;
-    check_table_name(&request.table_name)?;
     check_bucket_name(&request.bucket_name)?;
     if request.bucket_prefix.len() > 512 {
         return Err(InvalidRequest::Prefix("is longer than 512 bytes"));
     }
     if request.bucket_prefix.starts_with('/') {
         return Err(InvalidRequest::Prefix("must not start with `/`"));
+    }
+    if request.action != Action::Restore {
+        for (field, on) in [
+            ("allow-non-empty-table", request.allow_non_empty_table),
+            ("allow-incomplete-backup", request.allow_incomplete_backup),
+        ] {
+            if on {
+                return Err(InvalidRequest::RestoreOnly(field));
+            }
+        }
     }
     Ok(request)
 }
@@ -151,64 +178,23 @@ async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<()
     let bucket = ctx
         .services
         .bucket(&request.bucket_region, &request.bucket_name);
-    let bucket_error = |source| Error::Bucket {
-        bucket: request.bucket_name.clone(),
-        source,
-    };
-    let manifest_key = solace_codec::manifest_key(&request.bucket_prefix);
     let created_at = status::now_rfc3339();
-    match request.action {
-        Action::Restore => match bucket.get(&manifest_key).await {
-            Ok(Some(manifest)) => match Manifest::from_json(&manifest) {
-                Ok(m) if m.total_segments != request.total_segments => {
-                    let reason = format!(
-                        "total-segments is {} but the backup at {manifest_key} was made with {}",
-                        request.total_segments, m.total_segments
-                    );
-                    return reject(ctx, &task_id, &body, &reason).await;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let reason = format!("the backup's manifest {manifest_key} is unreadable: {e}");
-                    return reject(ctx, &task_id, &body, &reason).await;
-                }
-            },
-            Ok(None) => {
-                info!("no manifest (a Solace v3 backup?): segment count not checked");
-            }
-            Err(e) if e.kind == ErrorKind::Permanent => {
-                let reason = format!("cannot read bucket {}: {e}", request.bucket_name);
-                return reject(ctx, &task_id, &body, &reason).await;
-            }
-            Err(e) => return Err(bucket_error(e)),
-        },
-        Action::Backup => {
-            let manifest = Manifest {
-                format: Manifest::FORMAT,
-                task_id: task_id.clone(),
-                total_segments: request.total_segments,
-                table_region: request.table_region.clone(),
-                table_name: request.table_name.clone(),
-                created_at: created_at.clone(),
-            };
-            match bucket
-                .put(&manifest_key, Bytes::from(manifest.to_json()))
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if e.kind == ErrorKind::Permanent => {
-                    let reason = format!("cannot write to bucket {}: {e}", request.bucket_name);
-                    return reject(ctx, &task_id, &body, &reason).await;
-                }
-                Err(e) => return Err(bucket_error(e)),
-            }
-        }
-    }
+    let admitted = match request.action {
+        Action::Restore | Action::Verify => admit_restore(ctx, &request, &bucket).await,
+        Action::Backup => admit_backup(&task_id, &request, &bucket, &created_at)
+            .await
+            .map(|()| Vec::new()),
+    };
+    let notes = match admitted {
+        Ok(notes) => notes,
+        Err(Refused::Reject(reason)) => return reject(ctx, &task_id, &body, &reason).await,
+        Err(Refused::Retry(e)) => return Err(e),
+    };
     let table = ctx.config.status_table(request.action);
     let created = ctx
         .services
         .status()
-        .create_task(table, &task_id, &request, &created_at)
+        .create_task(table, &task_id, &request, &created_at, &notes)
         .await?;
     // A redelivered request fans out again: a crash may have cut the first fan-out short,
     // and a segment is counted once however many of its messages run.
@@ -218,6 +204,199 @@ async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<()
           redelivered = !created, "task fanned out");
     metrics::emit("request", &[("Tasks", 1.0)]);
     Ok(())
+}
+
+/// Why a request that passed validation is not run.
+enum Refused {
+    /// Consumed, with this reason on the rejected-requests queue.
+    Reject(String),
+    /// Handed back: a later delivery may get through.
+    Retry(Error),
+}
+
+/// A permanent store error refuses the request with `what` and the error; any other is
+/// retried.
+fn refused(bucket: &str, what: String, e: StoreError) -> Refused {
+    if e.kind == ErrorKind::Permanent {
+        Refused::Reject(format!("{what}: {e}"))
+    } else {
+        Refused::Retry(Error::Bucket {
+            bucket: bucket.to_owned(),
+            source: e,
+        })
+    }
+}
+
+/// A backup starts by creating its manifest, only if there is none: a second backup to the
+/// same prefix (`p` and `p/` are one folder) is refused and writes nothing. A manifest of
+/// this very task is a redelivery of this request.
+async fn admit_backup<O: Objects>(
+    task_id: &str,
+    request: &Request,
+    bucket: &O,
+    created_at: &str,
+) -> Result<(), Refused> {
+    let key = solace_codec::manifest_key(&request.bucket_prefix);
+    let manifest = Manifest {
+        format: Manifest::FORMAT,
+        task_id: task_id.to_owned(),
+        total_segments: request.total_segments,
+        table_region: request.table_region.clone(),
+        table_name: request.table_name.clone(),
+        created_at: created_at.to_owned(),
+    };
+    let name = &request.bucket_name;
+    let written = bucket
+        .put_new(
+            &key,
+            Bytes::from(manifest.to_json()),
+            &ObjectMeta::default(),
+        )
+        .await
+        .map_err(|e| refused(name, format!("cannot write to bucket {name}"), e))?;
+    if let PutNew::Exists { .. } = written {
+        let existing = bucket
+            .get(&key)
+            .await
+            .map_err(|e| refused(name, format!("cannot read {key}"), e))?
+            .and_then(|body| Manifest::from_json(&body).ok());
+        match existing {
+            Some(m) if m.task_id == task_id => {}
+            Some(m) => {
+                return Err(Refused::Reject(format!(
+                    "bucket-prefix {:?} already holds a backup (task {}, created {}): use a new prefix",
+                    request.bucket_prefix, m.task_id, m.created_at
+                )));
+            }
+            None => {
+                return Err(Refused::Reject(format!(
+                    "bucket-prefix {:?} already holds a backup manifest that is not readable: use a new prefix",
+                    request.bucket_prefix
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a restore checks before anything is written (docs/protocol.md#refusals). Returns
+/// the notes the task's status item carries (an unverified or incomplete source).
+async fn admit_restore<S: Services>(
+    ctx: &Context<S>,
+    request: &Request,
+    bucket: &S::Objects,
+) -> Result<Vec<String>, Refused> {
+    let name = &request.bucket_name;
+    let prefix = &request.bucket_prefix;
+    let verify = request.action == Action::Verify;
+    if !verify
+        && [
+            &ctx.config.backup_status_table,
+            &ctx.config.restore_status_table,
+        ]
+        .contains(&&request.table_name)
+    {
+        return Err(Refused::Reject(format!(
+            "table-name {:?} is a Solace status table: it is never a restore destination",
+            request.table_name
+        )));
+    }
+    let mut notes = Vec::new();
+    let manifest_key = solace_codec::manifest_key(prefix);
+    let manifest = bucket
+        .get(&manifest_key)
+        .await
+        .map_err(|e| refused(name, format!("cannot read bucket {name}"), e))?;
+    match manifest {
+        Some(body) => {
+            let manifest = Manifest::from_json(&body).map_err(|e| {
+                Refused::Reject(format!(
+                    "the backup's manifest {manifest_key} is unreadable: {e}"
+                ))
+            })?;
+            if manifest.total_segments != request.total_segments {
+                return Err(Refused::Reject(format!(
+                    "total-segments is {} but the backup at {manifest_key} was made with {}",
+                    request.total_segments, manifest.total_segments
+                )));
+            }
+            let completion_key = solace_codec::completion_key(prefix);
+            let completion = bucket
+                .get(&completion_key)
+                .await
+                .map_err(|e| refused(name, format!("cannot read {completion_key}"), e))?
+                .map(|body| Completion::from_json(&body));
+            let incomplete = match completion {
+                Some(Ok(c)) if c.failed_segments == 0 => None,
+                Some(Ok(c)) => Some(format!(
+                    "{} of its {} segments failed",
+                    c.failed_segments, c.total_segments
+                )),
+                Some(Err(e)) => Some(format!("its completion record is unreadable: {e}")),
+                None => Some(
+                    "it has no completion record (still running, failed or cut short)".to_owned(),
+                ),
+            };
+            if let Some(why) = incomplete {
+                if verify {
+                    notes.push(format!("incomplete backup: {why}"));
+                } else if !request.allow_incomplete_backup {
+                    return Err(Refused::Reject(format!(
+                        "the backup at {prefix:?} is not complete: {why}; set \"allow-incomplete-backup\": true to restore what it committed"
+                    )));
+                } else {
+                    notes.push(format!("incomplete backup restored: {why}"));
+                }
+            }
+        }
+        None => {
+            // No manifest: a Solace v3 backup, whose segment folders are its only structure.
+            let folders = segment_folders(bucket, prefix)
+                .await
+                .map_err(|e| refused(name, format!("cannot list bucket {name}"), e))?;
+            if folders == 0 {
+                return Err(Refused::Reject(format!(
+                    "no backup at {prefix:?} in bucket {name}: no manifest and no segment folder"
+                )));
+            }
+            if folders != u64::from(request.total_segments) {
+                return Err(Refused::Reject(format!(
+                    "total-segments is {} but the backup at {prefix:?} has {folders} segment folders",
+                    request.total_segments
+                )));
+            }
+            notes.push(
+                "unverified: a Solace v3 backup (no manifest, markers or checksums)".to_owned(),
+            );
+        }
+    }
+    if !verify && !request.allow_non_empty_table {
+        let table = ctx
+            .services
+            .table(&request.table_region, &request.table_name);
+        let has_items = table
+            .has_items()
+            .await
+            .map_err(|e| refused(name, format!("cannot read table {}", request.table_name), e))?;
+        if has_items {
+            return Err(Refused::Reject(format!(
+                "table {} already holds items; set \"allow-non-empty-table\": true to restore into it",
+                request.table_name
+            )));
+        }
+    }
+    Ok(notes)
+}
+
+/// The number of `0x…` segment folders directly under `prefix`.
+async fn segment_folders<O: Objects>(bucket: &O, prefix: &str) -> Result<u64, StoreError> {
+    let prefix = solace_codec::normalized_prefix(prefix);
+    let folders = bucket.list_folders(&prefix).await?;
+    Ok(folders
+        .iter()
+        .filter_map(|f| f.strip_prefix(&prefix)?.strip_suffix('/'))
+        .filter(|name| SegmentId::parse(name).is_ok())
+        .count() as u64)
 }
 
 /// Consumes a bad request: a structured error in the log, a metric, and the request with

@@ -6,7 +6,7 @@
 //! update that adds to its counter, and the condition refuses a segment already in either
 //! set: however often and in whatever order messages arrive, a segment is counted once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 
 use aws_sdk_dynamodb::Client;
@@ -42,7 +42,12 @@ pub struct TaskStatus {
     pub failed: u64,
     pub items: u64,
     pub bytes: u64,
+    /// The last error of each segment that had one (a completed segment may have one too).
     pub errors: HashMap<String, String>,
+    /// The names of the failed segments (`0x5`).
+    pub failed_names: BTreeSet<String>,
+    /// What the request function noted about the task (an unverified or incomplete source).
+    pub notes: Vec<String>,
 }
 
 impl TaskStatus {
@@ -68,6 +73,7 @@ pub trait StatusStore: Send + Sync + 'static {
         task_id: &str,
         request: &Request,
         created_at: &str,
+        notes: &[String],
     ) -> impl Future<Output = Result<bool, StatusError>> + Send;
 
     /// Counts a segment as completed or failed, once.
@@ -126,8 +132,9 @@ pub fn task_item(
     task_id: &str,
     request: &Request,
     created_at: &str,
+    notes: &[String],
 ) -> HashMap<String, AttributeValue> {
-    [
+    let mut item: HashMap<String, AttributeValue> = [
         ("task-id", s(task_id)),
         ("action", s(request.action.as_str())),
         ("total-segments", n(request.total_segments)),
@@ -145,7 +152,22 @@ pub fn task_item(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    .collect();
+    for (flag, on) in [
+        ("allow-non-empty-table", request.allow_non_empty_table),
+        ("allow-incomplete-backup", request.allow_incomplete_backup),
+    ] {
+        if on {
+            item.insert(flag.to_owned(), AttributeValue::Bool(true));
+        }
+    }
+    if !notes.is_empty() {
+        item.insert(
+            "notes".to_owned(),
+            AttributeValue::L(notes.iter().map(s).collect()),
+        );
+    }
+    item
 }
 
 fn status_error<E, R>(table: &str, e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> StatusError
@@ -236,12 +258,13 @@ impl StatusStore for DynamoStatus {
         task_id: &str,
         request: &Request,
         created_at: &str,
+        notes: &[String],
     ) -> Result<bool, StatusError> {
         let out = self
             .client
             .put_item()
             .table_name(table)
-            .set_item(Some(task_item(task_id, request, created_at)))
+            .set_item(Some(task_item(task_id, request, created_at, notes)))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", "task-id")
             .send()
@@ -360,6 +383,17 @@ pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
             .collect(),
         _ => HashMap::new(),
     };
+    let failed_names = match item.get("failed") {
+        Some(AttributeValue::Ss(names)) => names.iter().cloned().collect(),
+        _ => BTreeSet::new(),
+    };
+    let notes = match item.get("notes") {
+        Some(AttributeValue::L(notes)) => notes
+            .iter()
+            .filter_map(|n| n.as_s().ok().cloned())
+            .collect(),
+        _ => Vec::new(),
+    };
     TaskStatus {
         total: num("total-segments"),
         completed: num("completed-segments"),
@@ -367,6 +401,8 @@ pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
         items: num("items"),
         bytes: num("bytes"),
         errors,
+        failed_names,
+        notes,
     }
 }
 

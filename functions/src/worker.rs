@@ -15,9 +15,11 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use solace_codec::SegmentId;
+use solace_codec::sdk::SdkItem;
 use solace_pipeline::{
-    BackupCheckpoint, Outcome, PipelineError, Progress, RestoreCheckpoint, SegmentError,
-    SegmentJob, backup_segment, restore_segment,
+    BackupCheckpoint, ErrorKind, Outcome, PipelineError, Progress, RestoreCheckpoint,
+    RestoreConfig, ScanPage, SegmentError, SegmentJob, StoreError, Table, WriteResult,
+    backup_segment, restore_segment,
 };
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -27,7 +29,7 @@ use crate::error::Error;
 use crate::function::Function;
 use crate::message::{Action, Checkpoint, SegmentMessage};
 use crate::status::{Count, SegmentEnd, StatusStore};
-use crate::{metrics, records};
+use crate::{complete, metrics, records};
 
 /// Handles a batch of segment messages for `action`, stopping work at `deadline` (the
 /// Lambda deadline) less the configured margin.
@@ -42,7 +44,7 @@ pub async fn handle<S: Services>(
         .unwrap_or_else(Instant::now);
     let function = match action {
         Action::Backup => Function::Backup,
-        Action::Restore => Function::Restore,
+        Action::Restore | Action::Verify => Function::Restore,
     };
     records::each_concurrently(function, event, |record| async move {
         if Instant::now() >= stop_at {
@@ -54,6 +56,28 @@ pub async fn handle<S: Services>(
     .await
 }
 
+/// The table a verify "restores" into: it takes every item and keeps none.
+#[derive(Debug)]
+struct Discard;
+
+impl Table for Discard {
+    async fn scan(&self, _: u32, _: u32, _: Option<SdkItem>) -> Result<ScanPage, StoreError> {
+        Err(StoreError::new(
+            ErrorKind::Permanent,
+            "Scan",
+            "a verify reads no table",
+        ))
+    }
+
+    async fn batch_write(&self, _: &[SdkItem]) -> Result<WriteResult, StoreError> {
+        Ok(WriteResult::default())
+    }
+
+    async fn has_items(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
 /// How a run of the pipeline ended, for either action.
 enum Run {
     Completed {
@@ -61,6 +85,8 @@ enum Run {
         bytes: u64,
     },
     Paused(Checkpoint),
+    /// Another run holds the segment's chain: this one wrote nothing more.
+    Fenced,
     Failed {
         error: PipelineError,
         /// The checkpoint the run reached, when it is past the one it started from.
@@ -81,6 +107,7 @@ fn run_of<C: Clone>(
             Run::Completed { items, bytes }
         }
         Ok(Outcome::Paused(c)) => Run::Paused(wrap(c)),
+        Ok(Outcome::Fenced(_)) => Run::Fenced,
         Err(SegmentError { checkpoint, error }) => Run::Failed {
             progressed: (next_batch(&checkpoint) > from).then(|| wrap(checkpoint)),
             error,
@@ -105,7 +132,10 @@ async fn process<S: Services>(
         }
     };
     records::record_task(&message.task_id, Some(message.segment));
-    if message.request.action != action {
+    // The restore function also verifies (a restore that writes no table).
+    let runs_here = message.request.action == action
+        || (action == Action::Restore && message.request.action == Action::Verify);
+    if !runs_here {
         error!(
             "a {} message on the {} queue dropped",
             message.request.action.as_str(),
@@ -113,6 +143,7 @@ async fn process<S: Services>(
         );
         return Ok(());
     }
+    let action = message.request.action;
     let segment = SegmentId(message.segment);
     let job = SegmentJob {
         prefix: message.request.bucket_prefix.clone(),
@@ -120,7 +151,6 @@ async fn process<S: Services>(
         total_segments: message.request.total_segments,
     };
     let req = &message.request;
-    let table = Arc::new(ctx.services.table(&req.table_region, &req.table_name));
     let bucket = Arc::new(ctx.services.bucket(&req.bucket_region, &req.bucket_name));
     let progress = Arc::new(Progress::default());
 
@@ -131,10 +161,15 @@ async fn process<S: Services>(
                 _ => BackupCheckpoint::default(),
             };
             let start = from.next_batch;
+            let fence =
+                ctx.services
+                    .fence(ctx.config.status_table(action), &message.task_id, segment);
+            let table = Arc::new(ctx.services.table(&req.table_region, &req.table_name));
             // Boxed: the pipeline's future is deep, and the binaries' `main` holds all four.
             let result = Box::pin(backup_segment(
                 table,
                 bucket,
+                fence,
                 &job,
                 &ctx.backup,
                 from,
@@ -156,11 +191,41 @@ async fn process<S: Services>(
                 _ => RestoreCheckpoint::default(),
             };
             let start = from.next_batch;
+            let table = Arc::new(ctx.services.table(&req.table_region, &req.table_name));
             let result = Box::pin(restore_segment(
                 table,
                 bucket,
                 &job,
                 &ctx.restore,
+                from,
+                stop_at,
+                progress.clone(),
+            ))
+            .await;
+            run_of(
+                result,
+                |c: &RestoreCheckpoint| c.next_batch,
+                |c| (c.items, c.bytes),
+                Checkpoint::Restore,
+                start,
+            )
+        }
+        (None | Some(Checkpoint::Restore(_)), Action::Verify) => {
+            let from = match &message.checkpoint {
+                Some(Checkpoint::Restore(c)) => c.clone(),
+                _ => RestoreCheckpoint::default(),
+            };
+            let start = from.next_batch;
+            // Every check a restore makes before it writes, and no write.
+            let config = RestoreConfig {
+                write_capacity_per_second: None,
+                ..ctx.restore.clone()
+            };
+            let result = Box::pin(restore_segment(
+                Arc::new(Discard),
+                bucket,
+                &job,
+                &config,
                 from,
                 stop_at,
                 progress.clone(),
@@ -201,6 +266,13 @@ async fn process<S: Services>(
                 .await?;
             counted(function, count, "SegmentsCompleted");
             info!(items, bytes, ?count, "segment completed");
+            if count != Count::NoTask {
+                complete::record_if_done(ctx, &message.task_id, &message.request).await?;
+            }
+            Ok(())
+        }
+        Run::Fenced => {
+            info!("another run holds the segment's chain: this one stops");
             Ok(())
         }
         Run::Paused(checkpoint) => {
@@ -222,6 +294,9 @@ async fn process<S: Services>(
                     .end_segment(status_table, &message.task_id, segment, &end)
                     .await?;
                 counted(function, count, "SegmentsFailed");
+                if count != Count::NoTask {
+                    complete::record_if_done(ctx, &message.task_id, &message.request).await?;
+                }
                 return Ok(());
             }
             if let Err(e) = status

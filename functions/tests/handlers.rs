@@ -486,3 +486,373 @@ async fn every_record_of_a_work_batch_runs_in_the_invocation() {
         "each segment completed or continued"
     );
 }
+
+/// The restore request of the fixture, with `changes` applied to its body.
+fn restore_request(changes: &[(&str, serde_json::Value)]) -> SqsEvent {
+    let mut event = fixture("request-restore.json");
+    let mut body: serde_json::Value =
+        serde_json::from_str(event.records[0].body.as_deref().unwrap_or_default()).expect("json");
+    for (k, v) in changes {
+        body[*k] = v.clone();
+    }
+    event.records[0].body = Some(body.to_string());
+    event
+}
+
+/// The reasons on the rejected-requests queue.
+fn rejections(ctx: &Context<MemServices>) -> Vec<String> {
+    ctx.services
+        .queues
+        .drain(REJECTED_QUEUE)
+        .iter()
+        .map(|r| {
+            let r: serde_json::Value = serde_json::from_str(r).expect("json");
+            r["reason"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+fn completion_key() -> String {
+    format!("{PREFIX}solace-meta/complete.json")
+}
+
+#[tokio::test]
+async fn a_finished_backup_gets_its_completion_record() {
+    let ctx = backed_up(60).await;
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    let record = bucket
+        .objects
+        .get_now(&completion_key())
+        .expect("complete.json");
+    let record: serde_json::Value = serde_json::from_slice(&record).expect("json");
+    assert_eq!(record["task-id"], BACKUP_TASK);
+    assert_eq!(record["completed-segments"], 2);
+    assert_eq!(record["failed-segments"], 0);
+    assert_eq!(record["items"], 60);
+}
+
+#[tokio::test]
+async fn a_second_backup_to_the_same_prefix_is_refused_and_writes_nothing() {
+    let ctx = backed_up(20).await;
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    let before = bucket.objects.keys();
+    let manifest = bucket
+        .objects
+        .get_now(&format!("{PREFIX}solace-meta/manifest.json"));
+    // The same folder written without its trailing slash, by another request.
+    let mut event = fixture("request-backup.json");
+    event.records[0].message_id = Some("another-request".into());
+    let body = event.records[0].body.take().unwrap_or_default();
+    event.records[0].body = Some(body.replace(PREFIX, PREFIX.trim_end_matches('/')));
+    let response = invoke(&ctx, Function::Request, event).await;
+    assert!(failed_ids(&response).is_empty());
+    let reasons = rejections(&ctx);
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("already holds a backup"), "{reasons:?}");
+    assert_eq!(bucket.objects.keys(), before);
+    assert_eq!(
+        bucket
+            .objects
+            .get_now(&format!("{PREFIX}solace-meta/manifest.json")),
+        manifest
+    );
+    assert_eq!(
+        ctx.services.queues.len(BACKUP_QUEUE),
+        0,
+        "nothing fanned out"
+    );
+    assert!(
+        ctx.services
+            .status
+            .task("backup-table", "another-request")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_restore_of_an_incomplete_backup_is_refused_unless_the_request_allows_it() {
+    let ctx = backed_up(20).await;
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    bucket.objects.remove(&completion_key());
+    invoke(&ctx, Function::Request, fixture("request-restore.json")).await;
+    let reasons = rejections(&ctx);
+    assert!(
+        reasons.len() == 1 && reasons[0].contains("not complete"),
+        "{reasons:?}"
+    );
+    assert_eq!(ctx.services.queues.len(RESTORE_QUEUE), 0);
+
+    let allowed = restore_request(&[("allow-incomplete-backup", true.into())]);
+    invoke(&ctx, Function::Request, allowed).await;
+    assert!(rejections(&ctx).is_empty());
+    assert_eq!(ctx.services.queues.len(RESTORE_QUEUE), 2);
+    let task = ctx
+        .services
+        .status
+        .task("restore-table", RESTORE_TASK)
+        .expect("task");
+    assert!(
+        task.status.notes.iter().any(|n| n.contains("incomplete")),
+        "the status says so: {:?}",
+        task.status.notes
+    );
+}
+
+#[tokio::test]
+async fn a_restore_into_a_table_that_holds_items_is_refused_unless_the_request_allows_it() {
+    let ctx = backed_up(20).await;
+    let mut item = std::collections::HashMap::new();
+    item.insert("pk".to_owned(), AttributeValue::S("already-here".into()));
+    ctx.services
+        .table("us-east-1", "orders-restored")
+        .insert(item);
+    invoke(&ctx, Function::Request, fixture("request-restore.json")).await;
+    let reasons = rejections(&ctx);
+    assert!(
+        reasons.len() == 1 && reasons[0].contains("already holds items"),
+        "{reasons:?}"
+    );
+    assert_eq!(ctx.services.queues.len(RESTORE_QUEUE), 0);
+    let allowed = restore_request(&[("allow-non-empty-table", true.into())]);
+    invoke(&ctx, Function::Request, allowed).await;
+    assert!(rejections(&ctx).is_empty());
+    assert_eq!(ctx.services.queues.len(RESTORE_QUEUE), 2);
+}
+
+#[tokio::test]
+async fn a_status_table_is_never_a_restore_destination() {
+    let ctx = backed_up(20).await;
+    for table in ["backup-table", "restore-table"] {
+        invoke(
+            &ctx,
+            Function::Request,
+            restore_request(&[("table-name", table.into())]),
+        )
+        .await;
+        let reasons = rejections(&ctx);
+        assert!(
+            reasons.len() == 1 && reasons[0].contains("status table"),
+            "{table}: {reasons:?}"
+        );
+    }
+    assert_eq!(ctx.services.queues.len(RESTORE_QUEUE), 0);
+}
+
+#[tokio::test]
+async fn a_restore_with_another_segment_count_than_the_backup_is_refused() {
+    let ctx = backed_up(20).await;
+    invoke(
+        &ctx,
+        Function::Request,
+        restore_request(&[("total-segments", 3.into())]),
+    )
+    .await;
+    let reasons = rejections(&ctx);
+    assert!(
+        reasons.len() == 1 && reasons[0].contains("was made with 2"),
+        "{reasons:?}"
+    );
+    // A Solace v3 backup (no solace-meta/): its segment folders are counted.
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    for key in bucket.objects.keys() {
+        if key.contains("solace-meta/") {
+            bucket.objects.remove(&key);
+        }
+    }
+    invoke(
+        &ctx,
+        Function::Request,
+        restore_request(&[("total-segments", 3.into())]),
+    )
+    .await;
+    let reasons = rejections(&ctx);
+    assert!(
+        reasons.len() == 1 && reasons[0].contains("has 2 segment folders"),
+        "{reasons:?}"
+    );
+    invoke(&ctx, Function::Request, fixture("request-restore.json")).await;
+    assert!(rejections(&ctx).is_empty());
+    let task = ctx
+        .services
+        .status
+        .task("restore-table", RESTORE_TASK)
+        .expect("task");
+    assert!(task.status.notes.iter().any(|n| n.contains("unverified")));
+}
+
+#[tokio::test]
+async fn a_batch_with_one_item_changed_fails_its_segment_and_none_of_it_is_written() {
+    use std::io::{Read, Write};
+    let ctx = backed_up(60).await;
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    let key = format!("{PREFIX}0x0/0x1");
+    let stored = bucket.objects.get_now(&key).expect("batch");
+    let mut json = String::new();
+    flate2::read::ZlibDecoder::new(&stored[..])
+        .read_to_string(&mut json)
+        .expect("zlib");
+    // Valid zlib and JSON, one item changed: only the checksum can tell.
+    let changed = json.replacen("\"x", "\"y", 1);
+    assert_ne!(changed, json);
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    encoder.write_all(changed.as_bytes()).expect("deflate");
+    bucket
+        .objects
+        .put_now(&key, encoder.finish().expect("deflate").into());
+
+    invoke(&ctx, Function::Request, fixture("request-restore.json")).await;
+    for message in messages(&ctx, RESTORE_QUEUE) {
+        run_segment(&ctx, Function::Restore, RESTORE_QUEUE, message).await;
+    }
+    let task = ctx
+        .services
+        .status
+        .task("restore-table", RESTORE_TASK)
+        .expect("task");
+    assert_eq!((task.status.completed, task.status.failed), (1, 1));
+    assert!(
+        task.status.errors["0x0"].contains("0x0/0x1"),
+        "{:?}",
+        task.status.errors
+    );
+    let restored = ctx.services.table("us-east-1", "orders-restored").items();
+    let changed_items = restored
+        .iter()
+        .filter(|i| matches!(i.get("pad"), Some(AttributeValue::S(p)) if p.starts_with('y')))
+        .count();
+    assert_eq!(changed_items, 0, "nothing of the damaged batch was written");
+}
+
+#[tokio::test]
+async fn duplicate_runs_of_a_segment_commit_one_chain_and_count_once() {
+    let ctx = context(services_with_items(80));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    let first = messages(&ctx, BACKUP_QUEUE);
+    // Every first message three times at once, as SQS may deliver them.
+    let runs = first
+        .iter()
+        .flat_map(|m| [m.clone(), m.clone(), m.clone()])
+        .map(|m| {
+            let ctx = ctx.clone();
+            async move { invoke(&ctx, Function::Backup, event_of(&m)).await }
+        });
+    futures::future::join_all(runs).await;
+    // Finish whatever continued.
+    let pending = messages(&ctx, BACKUP_QUEUE);
+    for message in pending {
+        run_segment(&ctx, Function::Backup, BACKUP_QUEUE, message).await;
+    }
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task");
+    assert_eq!(
+        (task.status.completed, task.status.items),
+        (2, 80),
+        "{task:?}"
+    );
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    for key in bucket.objects.keys() {
+        assert!(
+            bucket.puts(&key) <= 1,
+            "{key} written {} times",
+            bucket.puts(&key)
+        );
+    }
+}
+
+const VERIFY_TASK: &str = "1f0c7a52-0000-4000-8000-000000000003";
+
+async fn verified(ctx: &Arc<Context<MemServices>>) -> solace_functions::status::TaskStatus {
+    let response = invoke(ctx, Function::Request, fixture("request-verify.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    assert!(rejections(ctx).is_empty());
+    for message in messages(ctx, RESTORE_QUEUE) {
+        run_segment(ctx, Function::Restore, RESTORE_QUEUE, message).await;
+    }
+    ctx.services
+        .status
+        .task("restore-table", VERIFY_TASK)
+        .expect("the verify task")
+        .status
+}
+
+#[tokio::test]
+async fn a_verify_of_a_sound_backup_completes_every_segment_and_writes_no_table() {
+    let ctx = backed_up(60).await;
+    let source_before = ctx.services.table("us-east-1", "orders").items();
+    let status = verified(&ctx).await;
+    assert!(status.is_done() && status.succeeded(), "{status:?}");
+    assert_eq!(status.items, 60, "every item decoded and counted");
+    assert_eq!(
+        ctx.services.table("us-east-1", "orders").items(),
+        source_before
+    );
+    assert!(
+        ctx.services
+            .table("us-east-1", "orders-restored")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_verify_finds_a_flipped_byte_and_a_swapped_batch() {
+    let ctx = backed_up(60).await;
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    // Segment 0: one byte flipped in batch 0x1.
+    let key = format!("{PREFIX}0x0/0x1");
+    let mut body = bucket.objects.get_now(&key).expect("batch").to_vec();
+    let last = body.len() - 1;
+    body[last] ^= 0x01;
+    bucket.objects.put_now(&key, body.into());
+    // Segment 1: batches 0x0 and 0x1 swapped (each intact, in the wrong place).
+    let (a, b) = (format!("{PREFIX}0x1/0x0"), format!("{PREFIX}0x1/0x1"));
+    let (body_a, body_b) = (
+        bucket.objects.get_now(&a).expect("0x1/0x0"),
+        bucket.objects.get_now(&b).expect("0x1/0x1"),
+    );
+    bucket.objects.put_now(&a, body_b);
+    bucket.objects.put_now(&b, body_a);
+
+    let status = verified(&ctx).await;
+    assert!(status.is_done(), "{status:?}");
+    assert_eq!(status.failed, 2, "{status:?}");
+    assert!(
+        status.errors["0x0"].contains("0x0/0x1"),
+        "{:?}",
+        status.errors
+    );
+    assert!(
+        status.errors["0x1"].contains("0x1/0x0"),
+        "{:?}",
+        status.errors
+    );
+}
+
+#[tokio::test]
+async fn a_verify_request_takes_no_table_and_no_restore_field() {
+    let ctx = context(MemServices::default());
+    let mut event = fixture("request-verify.json");
+    let mut body: serde_json::Value =
+        serde_json::from_str(event.records[0].body.as_deref().unwrap_or_default()).expect("json");
+    body["allow-non-empty-table"] = true.into();
+    event.records[0].body = Some(body.to_string());
+    invoke(&ctx, Function::Request, event).await;
+    let mut event = fixture("request-verify.json");
+    let mut body: serde_json::Value =
+        serde_json::from_str(event.records[0].body.as_deref().unwrap_or_default()).expect("json");
+    body["table-name"] = "orders".into();
+    event.records[0].body = Some(body.to_string());
+    invoke(&ctx, Function::Request, event).await;
+    let reasons = rejections(&ctx);
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].contains("unknown field `allow-non-empty-table`"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("unknown field `table-name`"),
+        "{reasons:?}"
+    );
+}

@@ -13,7 +13,10 @@ use aws_smithy_types::retry::RetryConfig;
 use bytes::Bytes;
 use solace_codec::sdk::SdkItem;
 
-use crate::store::{ErrorKind, Objects, ScanPage, StoreError, Table, WriteResult};
+use crate::store::{
+    ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, ScanPage, StoreError, Table, WriteResult,
+    sha256_hex,
+};
 
 /// A DynamoDB client for `region`, from the standard settings in `config`.
 pub fn dynamodb_client(config: &SdkConfig, region: &str) -> aws_sdk_dynamodb::Client {
@@ -53,11 +56,16 @@ where
                     | "TooManyRequestsException"
                     | "TransactionInProgressException",
                 ) => ErrorKind::Throttled,
+                // BadDigest: the body S3 received is not the one the checksum was computed
+                // for (damaged on the way); ConditionalRequestConflict: a concurrent
+                // conditional write of the key is in progress.
                 Some(
                     "InternalServerError"
                     | "InternalError"
                     | "ServiceUnavailable"
-                    | "RequestTimeout",
+                    | "RequestTimeout"
+                    | "BadDigest"
+                    | "ConditionalRequestConflict",
                 ) => ErrorKind::Transient,
                 _ if status == 429 || status == 503 => ErrorKind::Throttled,
                 _ if status >= 500 => ErrorKind::Transient,
@@ -161,6 +169,30 @@ impl Table for DynamoTable {
             consumed,
         })
     }
+
+    async fn has_items(&self) -> Result<bool, StoreError> {
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.name)
+                .limit(1)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("Scan", e))?;
+            if out.count > 0 || out.items.as_ref().is_some_and(|i| !i.is_empty()) {
+                return Ok(true);
+            }
+            // A page of Limit 1 may come back empty with a LastEvaluatedKey; only a page
+            // without one ends the table.
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(key) => start = Some(key),
+                None => return Ok(false),
+            }
+        }
+    }
 }
 
 /// One S3 bucket.
@@ -185,7 +217,172 @@ impl S3Objects {
     }
 }
 
+/// The user metadata keys of [`ObjectMeta`]'s counts (S3 sends them as `x-amz-meta-…`).
+const META_ITEMS: &str = "solace-items";
+const META_JSON_BYTES: &str = "solace-json-bytes";
+
+/// Lower-case hex to S3's base64 checksum spelling.
+fn hex_to_base64(hex: &str) -> Option<String> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let bytes = (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(aws_smithy_types::base64::encode(bytes))
+}
+
+/// S3's base64 checksum to lower-case hex; `None` for a composite checksum (`…-<parts>`, a
+/// multipart upload's), which is not the body's SHA-256.
+fn base64_to_hex(b64: &str) -> Option<String> {
+    let bytes = aws_smithy_types::base64::decode(b64).ok()?;
+    (bytes.len() == 32).then(|| bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl S3Objects {
+    /// The SHA-256 of the object at `key`: its stored checksum, or its body hashed when S3
+    /// keeps none (an object uploaded without one).
+    async fn stored_sha256(&self, key: &str) -> Result<Option<String>, StoreError> {
+        if let Some(info) = self.head(key).await? {
+            if info.sha256.is_some() {
+                return Ok(info.sha256);
+            }
+        }
+        Ok(self.get(key).await?.map(|body| sha256_hex(&body)))
+    }
+}
+
 impl Objects for S3Objects {
+    async fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+        meta: &ObjectMeta,
+    ) -> Result<PutNew, StoreError> {
+        let hex = meta.sha256.clone().unwrap_or_else(|| sha256_hex(&body));
+        let checksum = hex_to_base64(&hex).ok_or_else(|| {
+            StoreError::new(
+                ErrorKind::Permanent,
+                "PutObject",
+                format!("{key}: {hex:?} is not a SHA-256 in lower-case hex"),
+            )
+        })?;
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body.into())
+            .if_none_match("*")
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+            .checksum_sha256(checksum)
+            .set_expected_bucket_owner(self.expected_owner.clone());
+        if let Some(n) = meta.items {
+            request = request.metadata(META_ITEMS, n.to_string());
+        }
+        if let Some(n) = meta.json_bytes {
+            request = request.metadata(META_JSON_BYTES, n.to_string());
+        }
+        match request.send().await {
+            Ok(_) => Ok(PutNew::Created),
+            Err(e)
+                if e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+                    || e.code() == Some("PreconditionFailed") =>
+            {
+                // The key exists (perhaps this very write, whose reply was lost): its
+                // checksum tells the caller whose body it is.
+                Ok(PutNew::Exists {
+                    sha256: self.stored_sha256(key).await?,
+                })
+            }
+            Err(e) => Err(classify("PutObject", e)),
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .set_expected_bucket_owner(self.expected_owner.clone())
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
+            Err(e) => return Err(classify("HeadObject", e)),
+        };
+        let number = |name: &str| {
+            out.metadata()
+                .and_then(|m| m.get(name))
+                .and_then(|v| v.parse().ok())
+        };
+        Ok(Some(ObjectInfo {
+            size: out.content_length().map_or(0, |n| n.max(0) as u64),
+            sha256: out.checksum_sha256().and_then(base64_to_hex),
+            items: number(META_ITEMS),
+            json_bytes: number(META_JSON_BYTES),
+        }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .set_expected_bucket_owner(self.expected_owner.clone())
+                .send()
+                .await
+                .map_err(|e| classify("ListObjectsV2", e))?;
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    async fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut folders = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .delimiter("/")
+                .set_continuation_token(token)
+                .set_expected_bucket_owner(self.expected_owner.clone())
+                .send()
+                .await
+                .map_err(|e| classify("ListObjectsV2", e))?;
+            folders.extend(
+                out.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_owned)),
+            );
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => {
+                    folders.sort();
+                    return Ok(folders);
+                }
+            }
+        }
+    }
+
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         self.client
             .put_object()

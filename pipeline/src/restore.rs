@@ -7,13 +7,17 @@
 //! every item is written, and the checkpoint moves over done batches in order; unprocessed
 //! items are retried with backoff until they are written. At the deadline the run stops at
 //! its checkpoint, dropping writes in flight (the next run writes those items again).
+//!
+//! With a format-2 segment marker each batch is checked against its entry (SHA-256 of the
+//! stored body, item count) before any of its items goes to the writer
+//! (docs/protocol.md#what-a-restore-checks).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use solace_codec::layout::SegmentMarker;
+use solace_codec::layout::{BatchEntry, SegmentMarker};
 use solace_codec::sdk::SdkItem;
 use solace_codec::{BatchDecoder, BatchId, DecodeError};
 use tokio::time::Instant;
@@ -23,7 +27,7 @@ use crate::progress::Progress;
 use crate::retry::{CapacityLimiter, Retrier, RetryPolicy};
 use crate::segment::{Outcome, PipelineError, RestoreCheckpoint, SegmentError, SegmentJob};
 use crate::stage::{AbortOnDrop, stopped};
-use crate::store::{ErrorKind, Objects, StoreError, Table};
+use crate::store::{ErrorKind, Objects, StoreError, Table, sha256_hex};
 
 /// DynamoDB's BatchWriteItem limits.
 pub const MAX_ITEMS_PER_WRITE: usize = 25;
@@ -64,8 +68,9 @@ struct Decoded {
 
 /// Restores `job`'s segment from `from` until it is complete or `deadline` passes.
 ///
-/// A missing segment folder, a missing or corrupt batch, or an item DynamoDB rejects ends the
-/// run with an error naming the object and the reason; nothing is skipped.
+/// A missing segment folder, a missing or corrupt batch, a batch that does not match its
+/// marker entry, or an item DynamoDB rejects ends the run with an error naming the object
+/// and the reason; nothing is skipped, and nothing of a batch that does not match is written.
 pub async fn restore_segment<T: Table, O: Objects>(
     table: Arc<T>,
     objects: Arc<O>,
@@ -114,7 +119,15 @@ pub async fn restore_segment<T: Table, O: Objects>(
             let key = solace_codec::batch_key(&prefix, segment, id);
             let objects = objects.clone();
             let retrier = retrier.clone();
-            let task = AbortOnDrop(tokio::spawn(fetch(objects, retrier, id, key, max_inflated)));
+            let expected = marker.as_ref().and_then(|m| m.entry(n)).cloned();
+            let task = AbortOnDrop(tokio::spawn(fetch(
+                objects,
+                retrier,
+                id,
+                key,
+                expected,
+                max_inflated,
+            )));
             async move {
                 let mut task = task;
                 (&mut task.0)
@@ -231,12 +244,14 @@ pub async fn restore_segment<T: Table, O: Objects>(
     Ok(Outcome::Completed(checkpoint))
 }
 
-/// Downloads and decodes one batch; `Ok(Err(..))` when there is no such object.
+/// Downloads and decodes one batch, checked against `expected` when the marker has an
+/// entry for it; `Ok(Err(..))` when there is no such object.
 async fn fetch<O: Objects>(
     objects: Arc<O>,
     retrier: Retrier,
     id: BatchId,
     key: String,
+    expected: Option<BatchEntry>,
     max_inflated: usize,
 ) -> Result<Result<Decoded, (BatchId, String)>, PipelineError> {
     let body = retrier
@@ -249,18 +264,51 @@ async fn fetch<O: Objects>(
     let Some(body) = body else {
         return Ok(Err((id, key)));
     };
-    let joined = tokio::task::spawn_blocking(move || decode(&body, max_inflated))
+    let joined = tokio::task::spawn_blocking(move || checked(&key, &body, expected, max_inflated))
         .await
         .map_err(|e| PipelineError::Internal(format!("decoder task: {e}")))?;
-    match joined {
-        Ok((items, json_bytes, stored_bytes)) => Ok(Ok(Decoded {
-            id,
-            items,
-            json_bytes,
-            stored_bytes,
-        })),
-        Err(source) => Err(PipelineError::Decode { key, source }),
+    let (items, json_bytes, stored_bytes) = joined?;
+    Ok(Ok(Decoded {
+        id,
+        items,
+        json_bytes,
+        stored_bytes,
+    }))
+}
+
+/// Decodes a batch, first checking its body's SHA-256 and then its item count against the
+/// marker's entry, so a batch that is not the one backed up never reaches the writer.
+fn checked(
+    key: &str,
+    body: &[u8],
+    expected: Option<BatchEntry>,
+    max_inflated: usize,
+) -> Result<DecodedItems, PipelineError> {
+    if let Some(entry) = &expected {
+        let found = sha256_hex(body);
+        if found != entry.sha256 {
+            return Err(PipelineError::ChecksumMismatch {
+                key: key.to_owned(),
+                expected: entry.sha256.clone(),
+                found,
+            });
+        }
     }
+    let decoded = decode(body, max_inflated).map_err(|source| PipelineError::Decode {
+        key: key.to_owned(),
+        source,
+    })?;
+    if let Some(entry) = &expected {
+        let found = decoded.0.len() as u64;
+        if found != entry.items {
+            return Err(PipelineError::ItemCountMismatch {
+                key: key.to_owned(),
+                expected: entry.items,
+                found,
+            });
+        }
+    }
+    Ok(decoded)
 }
 
 /// A batch whose chunks are being written.

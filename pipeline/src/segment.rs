@@ -15,9 +15,10 @@ pub struct SegmentJob {
 }
 
 /// Where a backup of a segment continues: the next batch number and the scan position after
-/// the last item of the last durable batch. Batches close on scan-page boundaries, so the
+/// the last item of the last committed batch. Batches close on scan-page boundaries, so the
 /// position is the page's `LastEvaluatedKey` and a resumed run writes exactly the batches an
-/// uninterrupted one would.
+/// uninterrupted one would. It is also what a run proposes to the fence with each batch
+/// (docs/protocol.md#fencing).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct BackupCheckpoint {
@@ -29,6 +30,10 @@ pub struct BackupCheckpoint {
     pub items: u64,
     #[serde(default)]
     pub bytes: u64,
+    /// The last batch is committed: only the segment marker may be missing. Absent (false)
+    /// in every checkpoint before the last.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
 }
 
 /// Where a restore of a segment continues: the next batch to write.
@@ -49,12 +54,17 @@ pub enum Outcome<C> {
     Completed(C),
     /// The deadline came; continue from this checkpoint.
     Paused(C),
+    /// Backup only: another run of the segment holds its chain (docs/protocol.md#fencing).
+    /// This run wrote nothing past its last commit and its work goes on in that run: consume
+    /// the message, count nothing, send no continuation. The checkpoint is this run's last
+    /// committed one, for the log.
+    Fenced(C),
 }
 
 impl<C> Outcome<C> {
     pub fn checkpoint(&self) -> &C {
         match self {
-            Outcome::Completed(c) | Outcome::Paused(c) => c,
+            Outcome::Completed(c) | Outcome::Paused(c) | Outcome::Fenced(c) => c,
         }
     }
 }
@@ -78,6 +88,24 @@ pub enum PipelineError {
     MissingBatch { key: String, batches: u64 },
     #[error("segment marker {key} is unreadable: {reason}")]
     BadMarker { key: String, reason: String },
+    #[error(
+        "batch {key} does not match the segment marker: its SHA-256 is {found}, the marker says {expected}"
+    )]
+    ChecksumMismatch {
+        key: String,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "batch {key} does not match the segment marker: it holds {found} items, the marker says {expected}"
+    )]
+    ItemCountMismatch {
+        key: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("{key} exists with other contents (SHA-256 {found}) and is not overwritten")]
+    Conflict { key: String, found: String },
     #[error("batch {key}: DynamoDB rejected an item: {source}")]
     Rejected { key: String, source: RetryError },
     #[error("a scanned item cannot be written as DynamoDB JSON: {0}")]

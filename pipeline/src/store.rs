@@ -63,6 +63,53 @@ pub struct WriteResult {
     pub consumed: f64,
 }
 
+/// What [`Objects::put_new`] is told about a body, besides the bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// SHA-256 of the body, lower-case hex ([`sha256_hex`]); computed from the body when
+    /// `None`. Sent with the write so the store checks the body on arrival.
+    pub sha256: Option<String>,
+    /// Items in the body (a batch), kept as user metadata.
+    pub items: Option<u64>,
+    /// Uncompressed JSON bytes of the body (a batch), kept as user metadata.
+    pub json_bytes: Option<u64>,
+}
+
+/// What a conditional create found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutNew {
+    /// The key was free; the body is now there.
+    Created,
+    /// The key already holds an object, left as it was: `sha256` is its body's SHA-256
+    /// (lower-case hex), `None` when it could not be read back (it went away meanwhile).
+    /// A retry of a write whose reply was lost finds its own body here: the caller compares
+    /// the checksum with its own.
+    Exists { sha256: Option<String> },
+}
+
+/// What [`Objects::head`] knows of an object without reading its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Bytes of the stored body.
+    pub size: u64,
+    /// SHA-256 of the body, lower-case hex, when the store keeps one (S3: the checksum of a
+    /// single-part upload made with a SHA-256 checksum).
+    pub sha256: Option<String>,
+    /// [`ObjectMeta::items`] and [`ObjectMeta::json_bytes`] of the write, when it had them.
+    pub items: Option<u64>,
+    pub json_bytes: Option<u64>,
+}
+
+/// SHA-256 of `bytes`, lower-case hex: the one spelling of a checksum across the pipeline,
+/// the segment marker and the fence.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// One DynamoDB table, in its own region.
 pub trait Table: Send + Sync + 'static {
     /// One page of segment `segment` of `total` starting after `start_key`.
@@ -78,14 +125,77 @@ pub trait Table: Send + Sync + 'static {
         &self,
         items: &[SdkItem],
     ) -> impl Future<Output = Result<WriteResult, StoreError>> + Send;
+
+    /// Whether the table holds any item. The default scans it as one segment until it finds
+    /// one; stores override it with something cheaper (DynamoDB: Scan with Limit 1).
+    fn has_items(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let mut start = None;
+            loop {
+                let page = self.scan(0, 1, start).await?;
+                if !page.items.is_empty() {
+                    return Ok(true);
+                }
+                match page.last_key {
+                    Some(key) => start = Some(key),
+                    None => return Ok(false),
+                }
+            }
+        }
+    }
 }
 
 /// One S3 bucket, in its own region.
 pub trait Objects: Send + Sync + 'static {
+    /// Writes `body` at `key`, replacing what is there. Backups never call it: every object
+    /// a backup writes goes through [`Objects::put_new`].
     fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates `key` with `body` only if there is no such key (S3: `If-None-Match: *`), with
+    /// the body's SHA-256 sent for the store to check on arrival and `meta`'s counts kept as
+    /// user metadata. An existing object is never changed: the answer is
+    /// [`PutNew::Exists`] with its checksum.
+    fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+        meta: &ObjectMeta,
+    ) -> impl Future<Output = Result<PutNew, StoreError>> + Send;
 
     /// The object's body, or `None` when there is no such key.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// The object's size, checksum and counts, or `None` when there is no such key.
+    fn head(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
+
+    /// Every key that starts with `prefix`, in lexicographic order.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The distinct `<prefix><name>/` folders directly under `prefix` (S3: the common
+    /// prefixes of a listing with delimiter `/`), sorted. The default derives them from
+    /// [`Objects::list`]; S3 lists them without listing every key.
+    fn list_folders(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async move {
+            let keys = self.list(prefix).await?;
+            let mut folders: Vec<String> = keys
+                .iter()
+                .filter_map(|key| {
+                    let rest = key.strip_prefix(prefix)?;
+                    let end = rest.find('/')?;
+                    Some(format!("{prefix}{}", &rest[..=end]))
+                })
+                .collect();
+            folders.sort();
+            folders.dedup();
+            Ok(folders)
+        }
+    }
 }
 
 impl<T: Table> Table for Arc<T> {
@@ -104,6 +214,10 @@ impl<T: Table> Table for Arc<T> {
     ) -> impl Future<Output = Result<WriteResult, StoreError>> + Send {
         (**self).batch_write(items)
     }
+
+    fn has_items(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).has_items()
+    }
 }
 
 impl<O: Objects> Objects for Arc<O> {
@@ -113,5 +227,32 @@ impl<O: Objects> Objects for Arc<O> {
 
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send {
         (**self).get(key)
+    }
+
+    fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+        meta: &ObjectMeta,
+    ) -> impl Future<Output = Result<PutNew, StoreError>> + Send {
+        (**self).put_new(key, body, meta)
+    }
+
+    fn head(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send {
+        (**self).head(key)
+    }
+
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).list(prefix)
+    }
+
+    fn list_folders(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).list_folders(prefix)
     }
 }

@@ -1,6 +1,7 @@
 //! The pipeline against a real AWS wire protocol (moto in server mode, started by the
 //! testkit): a table of every attribute type backed up across regions and restored exactly,
-//! and a backup interrupted at checkpoints that resumes to the same objects.
+//! a backup interrupted at checkpoints that resumes to the same objects, and the S3
+//! adapter's conditional create and checksums.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,8 +13,9 @@ use solace_codec::sdk::{SdkItem, from_sdk_item, to_sdk_item};
 use solace_codec::{EncoderConfig, Item, SegmentId};
 use solace_pipeline::aws::{DynamoTable, S3Objects, dynamodb_client, s3_client};
 use solace_pipeline::{
-    BackupCheckpoint, BackupConfig, Outcome, Progress, RestoreCheckpoint, RestoreConfig,
-    SegmentJob, Table, backup_segment, restore_segment,
+    BackupCheckpoint, BackupConfig, ObjectMeta, Objects, Outcome, Progress, PutNew,
+    RestoreCheckpoint, RestoreConfig, SegmentJob, Table, Unfenced, backup_segment, restore_segment,
+    sha256_hex,
 };
 use solace_testkit::{Emulator, TableKeys, create_bucket, create_table, unique_name};
 use tokio::time::Instant;
@@ -120,6 +122,7 @@ async fn a_table_of_every_type_is_backed_up_across_regions_and_restored_exactly(
             backup_segment(
                 source,
                 objects,
+                Unfenced,
                 &job("every-type/", s, total),
                 &backup_config(),
                 BackupCheckpoint::default(),
@@ -184,6 +187,7 @@ async fn an_interrupted_backup_resumes_to_the_same_objects_and_restores_exactly(
         let whole = backup_segment(
             source.clone(),
             objects.clone(),
+            Unfenced,
             &job("whole/", s, total),
             &config,
             BackupCheckpoint::default(),
@@ -202,6 +206,7 @@ async fn an_interrupted_backup_resumes_to_the_same_objects_and_restores_exactly(
             let out = backup_segment(
                 source.clone(),
                 objects.clone(),
+                Unfenced,
                 &job("resumed/", s, total),
                 &config,
                 checkpoint.clone(),
@@ -220,6 +225,7 @@ async fn an_interrupted_backup_resumes_to_the_same_objects_and_restores_exactly(
                     }
                     checkpoint = c;
                 }
+                Outcome::Fenced(c) => panic!("an unfenced run cannot lose its chain: {c:?}"),
             }
         }
         assert!(pauses > 0, "segment {s} was interrupted");
@@ -232,10 +238,7 @@ async fn an_interrupted_backup_resumes_to_the_same_objects_and_restores_exactly(
                 for b in 0u64.. {
                     let key =
                         solace_codec::batch_key(prefix, SegmentId(s), solace_codec::BatchId(b));
-                    match solace_pipeline::Objects::get(&*objects, &key)
-                        .await
-                        .expect("get")
-                    {
+                    match objects.get(&key).await.expect("get") {
                         Some(body) => found.insert(format!("{s}/{b}"), body),
                         None => break,
                     };
@@ -283,5 +286,162 @@ async fn an_interrupted_backup_resumes_to_the_same_objects_and_restores_exactly(
         .await;
         assert!(matches!(out, Ok(Outcome::Completed(_))), "{out:?}");
     }
+    assert!(contents(&source).await == contents(&target).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_create_of_a_key_finds_the_first_body_and_changes_nothing() {
+    let sdk = config().await;
+    let objects = new_bucket(&sdk).await;
+    let key = "p/0x0/0x0";
+    let first = bytes::Bytes::from_static(b"the first body");
+    let meta = ObjectMeta {
+        sha256: Some(sha256_hex(&first)),
+        items: Some(3),
+        json_bytes: Some(94),
+    };
+    let created = objects.put_new(key, first.clone(), &meta).await;
+    assert_eq!(created, Ok(PutNew::Created));
+    // A retry of the same write (its reply lost) and another body: both leave the object.
+    for body in [first.clone(), bytes::Bytes::from_static(b"another body")] {
+        let again = objects
+            .put_new(key, body.clone(), &ObjectMeta::default())
+            .await;
+        assert_eq!(
+            again,
+            Ok(PutNew::Exists {
+                sha256: Some(sha256_hex(&first))
+            })
+        );
+    }
+    assert_eq!(objects.get(key).await, Ok(Some(first.clone())));
+    // The upload carried its SHA-256: HeadObject in checksum mode returns it, with the
+    // counts kept as user metadata.
+    let info = objects.head(key).await.expect("head").expect("the object");
+    assert_eq!(info.sha256, Some(sha256_hex(&first)), "{info:?}");
+    assert_eq!(
+        (info.size, info.items, info.json_bytes),
+        (first.len() as u64, Some(3), Some(94))
+    );
+    assert_eq!(objects.head("p/0x0/0x1").await, Ok(None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_pages_through_every_key_and_folder() {
+    let sdk = config().await;
+    let objects = new_bucket(&sdk).await;
+    // More than one ListObjectsV2 page (1,000 keys) under one prefix.
+    let keys: Vec<String> = (0..1005u64)
+        .map(|n| solace_codec::batch_key("p/", SegmentId((n % 3) as u32), solace_codec::BatchId(n)))
+        .collect();
+    futures::future::join_all(keys.iter().map(|k| {
+        let objects = &objects;
+        async move {
+            objects
+                .put_new(k, bytes::Bytes::from_static(b"[]"), &ObjectMeta::default())
+                .await
+                .expect("created");
+        }
+    }))
+    .await;
+    objects
+        .put_new(
+            "other/0x0/0x0",
+            bytes::Bytes::from_static(b"[]"),
+            &ObjectMeta::default(),
+        )
+        .await
+        .expect("created");
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(objects.list("p/").await.expect("list"), expected);
+    assert_eq!(
+        objects.list_folders("p/").await.expect("folders"),
+        vec!["p/0x0/", "p/0x1/", "p/0x2/"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn has_items_tells_an_empty_table_from_one_with_an_item() {
+    let sdk = config().await;
+    let table = new_table(&sdk, TABLE_REGION).await;
+    assert_eq!(table.has_items().await, Ok(false));
+    fill(&table, (0..3u64).map(sample::mixed)).await;
+    assert_eq!(table.has_items().await, Ok(true));
+}
+
+/// Two runs of one segment at once (a duplicated message) over real S3 conditional writes:
+/// each batch key is created once, one chain is committed, and it restores exactly.
+#[cfg(feature = "sim")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_of_one_segment_commit_one_chain_through_conditional_writes() {
+    use solace_pipeline::sim::MemChain;
+    let sdk = config().await;
+    let source = Arc::new(new_table(&sdk, TABLE_REGION).await);
+    let objects = Arc::new(new_bucket(&sdk).await);
+    fill(&source, (0..400u64).map(sample::mixed)).await;
+    let source = Arc::new(DynamoTable::clone(&source).with_page_limit(Some(40)));
+    let config = BackupConfig {
+        encoder: EncoderConfig {
+            target_bytes: 48 << 10,
+            ..backup_config().encoder
+        },
+        ..backup_config()
+    };
+    let chain = MemChain::new();
+    let job = job("twice/", 0, 1);
+    let runs = (0..2).map(|_| {
+        backup_segment(
+            source.clone(),
+            objects.clone(),
+            chain.run(),
+            &job,
+            &config,
+            BackupCheckpoint::default(),
+            far(),
+            Arc::default(),
+        )
+    });
+    let outcomes = futures::future::join_all(runs).await;
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Ok(Outcome::Completed(_)))),
+        "{outcomes:?}"
+    );
+    for out in &outcomes {
+        assert!(
+            matches!(out, Ok(Outcome::Completed(_) | Outcome::Fenced(_))),
+            "{out:?}"
+        );
+    }
+    let done = chain.position().expect("a chain");
+    assert!(done.done && done.items == 400, "{done:?}");
+    let marker_key = solace_codec::segment_marker_key("twice/", SegmentId(0));
+    let marker = objects
+        .get(&marker_key)
+        .await
+        .expect("get")
+        .expect("a marker");
+    let marker = solace_pipeline::SegmentMarker::from_json(&marker).expect("it reads");
+    assert_eq!(marker.batches, done.next_batch);
+    for (n, step) in chain.committed().iter().enumerate() {
+        let key = solace_codec::batch_key("twice/", SegmentId(0), solace_codec::BatchId(n as u64));
+        let info = objects.head(&key).await.expect("head").expect("the batch");
+        assert_eq!(info.sha256.as_ref(), Some(&step.sha256));
+        assert_eq!(marker.batch_list[n].sha256, step.sha256);
+    }
+    let target = Arc::new(new_table(&sdk, RESTORE_REGION).await);
+    let out = restore_segment(
+        target.clone(),
+        objects.clone(),
+        &job,
+        &RestoreConfig::default(),
+        RestoreCheckpoint::default(),
+        far(),
+        Arc::default(),
+    )
+    .await;
+    assert!(matches!(out, Ok(Outcome::Completed(_))), "{out:?}");
     assert!(contents(&source).await == contents(&target).await);
 }

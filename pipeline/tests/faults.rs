@@ -13,9 +13,9 @@ use solace_codec::sdk::{SdkItem, to_sdk_item};
 use solace_codec::{BatchId, EncoderConfig, SegmentId};
 use solace_pipeline::sim::{MemObjects, MemTable};
 use solace_pipeline::{
-    BackupCheckpoint, BackupConfig, ErrorKind, Objects, Outcome, Progress, RestoreCheckpoint,
-    RestoreConfig, RetryPolicy, ScanPage, SegmentJob, StoreError, Table, WriteResult,
-    backup_segment, restore_segment,
+    BackupCheckpoint, BackupConfig, ErrorKind, Fence, ObjectInfo, ObjectMeta, Objects, Outcome,
+    Progress, PutNew, RestoreCheckpoint, RestoreConfig, RetryPolicy, ScanPage, SegmentJob,
+    SegmentMarker, StoreError, Table, Unfenced, WriteResult, backup_segment, restore_segment,
 };
 use tokio::time::Instant;
 
@@ -75,6 +75,7 @@ async fn backup_all<T: Table, O: Objects>(table: &Arc<T>, objects: &Arc<O>) {
         let out = backup_segment(
             table.clone(),
             objects.clone(),
+            Unfenced,
             &job(s),
             &backup_config(),
             BackupCheckpoint::default(),
@@ -154,6 +155,7 @@ async fn backup_in_slices<T: Table, O: Objects>(
         let out = backup_segment(
             table.clone(),
             objects.clone(),
+            Unfenced,
             &job(segment),
             &backup_config(),
             checkpoint.clone(),
@@ -171,6 +173,7 @@ async fn backup_in_slices<T: Table, O: Objects>(
                 );
                 checkpoint = c;
             }
+            Outcome::Fenced(c) => panic!("an unfenced run cannot lose its chain: {c:?}"),
         }
     }
 }
@@ -368,9 +371,33 @@ impl<O: Objects> Objects for Flaky<O> {
         r
     }
 
+    async fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+        meta: &ObjectMeta,
+    ) -> Result<PutNew, StoreError> {
+        self.inject("PutObject").await?;
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let r = self.inner.put_new(key, body, meta).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.inject("GetObject").await?;
         self.inner.get(key).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        self.inject("HeadObject").await?;
+        self.inner.head(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inject("ListObjectsV2").await?;
+        self.inner.list(prefix).await
     }
 }
 
@@ -416,6 +443,7 @@ async fn a_hung_call_times_out_and_is_retried() {
     let out = backup_segment(
         table.clone(),
         objects.clone(),
+        Unfenced,
         &job(0),
         &config,
         BackupCheckpoint::default(),
@@ -437,6 +465,7 @@ async fn a_permanent_put_failure_ends_the_segment_naming_the_object() {
     let err = backup_segment(
         table,
         objects.clone(),
+        Unfenced,
         &job(0),
         &backup_config(),
         BackupCheckpoint::default(),
@@ -476,6 +505,7 @@ async fn retries_stop_at_the_budget_with_a_retryable_error() {
     let err = backup_segment(
         table.clone(),
         Arc::new(MemObjects::new()),
+        Unfenced,
         &job(0),
         &config,
         BackupCheckpoint::default(),
@@ -517,11 +547,104 @@ async fn a_corrupt_batch_ends_the_restore_naming_it() {
     let (_, objects) = backed_up().await;
     let key = solace_codec::batch_key("t/2026/", SegmentId(1), BatchId(1));
     objects.put_now(&key, Bytes::from_static(b"\x78\x9cnot really zlib"));
+    // The marker's checksum refuses it before it is even inflated.
+    let err = restore_err(objects.clone(), 1).await;
+    assert!(
+        err.contains("t/2026/0x1/0x1") && err.contains("SHA-256"),
+        "{err}"
+    );
+    // Without checksums (a format-1 marker), decoding does.
+    let marker_key = solace_codec::segment_marker_key("t/2026/", SegmentId(1));
+    let marker = SegmentMarker::from_json(&objects.get_now(&marker_key).expect("a marker"))
+        .expect("it reads");
+    let v1 = SegmentMarker::v1(marker.batches, marker.items, marker.bytes);
+    objects.put_now(&marker_key, Bytes::from(v1.to_json()));
     let err = restore_err(objects, 1).await;
     assert!(
         err.contains("t/2026/0x1/0x1") && err.contains("bad zlib"),
         "{err}"
     );
+}
+
+/// Restores segment 1 into an empty table, expecting an error: the error and the table.
+async fn restore_refused(objects: Arc<MemObjects>) -> (solace_pipeline::PipelineError, MemTable) {
+    let target = Arc::new(MemTable::new("pk", None));
+    let err = restore_segment(
+        target.clone(),
+        objects,
+        &job(1),
+        &restore_config(),
+        RestoreCheckpoint::default(),
+        far(),
+        Arc::default(),
+    )
+    .await
+    .expect_err("the restore is refused");
+    let target = Arc::try_unwrap(target).expect("the restore is over");
+    (err.error, target)
+}
+
+/// A batch of segment 1 after its first, with several items: its key and items.
+fn batch_one(objects: &MemObjects) -> (String, Vec<solace_codec::Item>) {
+    for n in 1.. {
+        let key = solace_codec::batch_key("t/2026/", SegmentId(1), BatchId(n));
+        let body = objects.get_now(&key).expect("segment 1 has such a batch");
+        let items = solace_codec::decode_items(&body, 1 << 30).expect("it decodes");
+        if items.len() > 1 {
+            return (key, items);
+        }
+    }
+    unreachable!()
+}
+
+fn none_restored(target: &MemTable, items: &[solace_codec::Item]) {
+    for item in items {
+        assert!(
+            target.get(&to_sdk_item(item)).is_none(),
+            "an item of the refused batch was written"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_with_one_item_changed_is_refused_before_any_of_it_is_written() {
+    let (_, objects) = backed_up().await;
+    let (key, items) = batch_one(&objects);
+    // Still valid zlib and JSON, one attribute more in one item: only the checksum can tell.
+    let mut changed = items.clone();
+    changed[0].insert("tampered".into(), solace_codec::Value::Bool(true));
+    objects.put_now(&key, Bytes::from(solace_codec::encode_items(&changed, 6)));
+    let (err, target) = restore_refused(objects).await;
+    assert!(
+        matches!(&err, solace_pipeline::PipelineError::ChecksumMismatch { key: k, .. } if *k == key),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    none_restored(&target, &items);
+}
+
+#[tokio::test]
+async fn a_batch_with_another_item_count_than_its_marker_entry_is_refused() {
+    let (_, objects) = backed_up().await;
+    let (key, items) = batch_one(&objects);
+    // One item fewer, and a marker whose checksum was made to match: the count still
+    // disagrees.
+    let body = Bytes::from(solace_codec::encode_items(&items[1..], 6));
+    let marker_key = solace_codec::segment_marker_key("t/2026/", SegmentId(1));
+    let mut marker = SegmentMarker::from_json(&objects.get_now(&marker_key).expect("a marker"))
+        .expect("it reads");
+    let (_, n) = solace_codec::parse_batch_key("t/2026/", &key).expect("a batch key");
+    marker.batch_list[n.0 as usize].sha256 = solace_pipeline::sha256_hex(&body);
+    objects.put_now(&marker_key, Bytes::from(marker.to_json()));
+    objects.put_now(&key, body);
+    let (err, target) = restore_refused(objects).await;
+    let expected = items.len() as u64;
+    assert!(
+        matches!(&err, solace_pipeline::PipelineError::ItemCountMismatch { key: k, expected: e, found: f }
+            if *k == key && *e == expected && *f == expected - 1),
+        "{err}"
+    );
+    none_restored(&target, &items[1..]);
 }
 
 #[tokio::test]
@@ -589,6 +712,12 @@ async fn uploads_in_flight_and_pages_scanned_ahead_are_bounded() {
         MemObjects::new().with_latency(Duration::from_secs(60), Duration::ZERO),
         |_, _| None,
     );
+    // Commits take a (virtual) second, and note whether an upload ran meanwhile.
+    let fence = Arc::new(SlowFence {
+        objects: objects.clone(),
+        latency: Duration::from_secs(1),
+        overlapped: AtomicUsize::new(0),
+    });
     let config = BackupConfig {
         upload_concurrency: 2,
         scan_prefetch: 1,
@@ -603,11 +732,12 @@ async fn uploads_in_flight_and_pages_scanned_ahead_are_bounded() {
         ..backup_config()
     };
     let run = tokio::spawn({
-        let (table, objects) = (table.clone(), objects.clone());
+        let (table, objects, fence) = (table.clone(), objects.clone(), fence.clone());
         async move {
             backup_segment(
                 table,
                 objects,
+                fence,
                 &job(0),
                 &config,
                 BackupCheckpoint::default(),
@@ -623,16 +753,44 @@ async fn uploads_in_flight_and_pages_scanned_ahead_are_bounded() {
         tokio::task::yield_now().await;
     }
     let scans = table.calls("Scan");
-    // 2 uploading + 1 queued batch + 1 page in the encoder + 1 in the channel + 1 being sent.
-    assert!(scans <= 6, "scanned {scans} pages ahead of stalled uploads");
-    assert!(objects.max_in_flight.load(Ordering::SeqCst) <= 2);
+    // 1 uploading + 1 queued batch + 1 page in the encoder + 1 in the channel + 1 being sent.
+    assert!(scans <= 5, "scanned {scans} pages ahead of stalled uploads");
     let out = run.await.expect("joins").expect("completes");
     assert!(matches!(out, Outcome::Completed(_)));
-    assert_eq!(
-        objects.max_in_flight.load(Ordering::SeqCst),
-        2,
-        "uploads did overlap"
-    );
+    // A batch is uploaded only once the previous one is in its key
+    // (docs/protocol.md#fencing), but it uploads while the previous one commits.
+    assert_eq!(objects.max_in_flight.load(Ordering::SeqCst), 1);
+    assert!(fence.overlapped.load(Ordering::SeqCst) > 0);
+}
+
+/// No fencing, with slow commits that count the uploads running during them.
+struct SlowFence {
+    objects: Arc<Flaky<MemObjects>>,
+    latency: Duration,
+    overlapped: AtomicUsize,
+}
+
+impl Fence for SlowFence {
+    async fn propose(
+        &self,
+        step: u64,
+        sha: &str,
+        next: &BackupCheckpoint,
+    ) -> Result<bool, StoreError> {
+        Unfenced.propose(step, sha, next).await
+    }
+
+    async fn commit(&self, step: u64, sha: &str) -> Result<bool, StoreError> {
+        tokio::time::sleep(self.latency).await;
+        if self.objects.in_flight.load(Ordering::SeqCst) > 0 {
+            self.overlapped.fetch_add(1, Ordering::SeqCst);
+        }
+        Unfenced.commit(step, sha).await
+    }
+
+    async fn position(&self) -> Result<Option<BackupCheckpoint>, StoreError> {
+        Unfenced.position().await
+    }
 }
 
 #[tokio::test]
@@ -652,6 +810,7 @@ async fn restore_writes_overlap_across_batches_and_stay_bounded() {
     let out = backup_segment(
         table.clone(),
         objects.clone(),
+        Unfenced,
         &job(0),
         &config,
         BackupCheckpoint::default(),
@@ -722,6 +881,7 @@ async fn a_restore_in_short_slices_moves_its_checkpoint_every_run_and_is_exact()
                     assert!(c.next_batch > checkpoint.next_batch, "no progress: {c:?}");
                     checkpoint = c;
                 }
+                Outcome::Fenced(c) => panic!("a restore is never fenced: {c:?}"),
             }
         }
     }

@@ -7,8 +7,9 @@
 //! `--scenario backup-io --size-gb 2 --json` runs one in this process and prints its report.
 //!
 //! Bounds, in uncompressed item JSON bytes per second:
-//! - backup: min(scan = page bytes / scan latency (sequential), upload = upload_concurrency x
-//!   batch bytes / PUT latency, encode = the codec on one core, measured in the same process);
+//! - backup: min(scan = page bytes / scan latency (sequential), upload = batch bytes / PUT
+//!   latency (uploads go one at a time, docs/protocol.md#fencing), encode = the codec on one
+//!   core, measured in the same process);
 //! - restore: min(download = prefetch x batch bytes / GET latency, write = write_concurrency x
 //!   chunk bytes / BatchWriteItem latency, decode = the codec on one core, measured likewise).
 //!
@@ -35,7 +36,7 @@ use solace_codec::{EncoderConfig, SegmentId};
 use solace_pipeline::restore::MAX_ITEMS_PER_WRITE;
 use solace_pipeline::{
     BackupCheckpoint, BackupConfig, Outcome, Progress, RestoreCheckpoint, RestoreConfig,
-    SegmentJob, backup_segment, restore_segment,
+    SegmentJob, Unfenced, backup_segment, restore_segment,
 };
 
 const GB: f64 = 1e9;
@@ -370,7 +371,9 @@ fn run_one(scenario: Scenario, size_gb: f64, args: &Args) -> Report {
             let measure = || encode_pages(&pages, 3 * 8 * CACHED_PAGES as u64, common.encoder);
             let before: Encoded = measure();
             let batch_json = before.mean_batch_json();
-            let uc = config.upload_concurrency as f64;
+            // Uploads go one at a time whatever `upload_concurrency` (which only lets an
+            // upload overlap the previous batch's commit): docs/protocol.md#fencing.
+            let uc = 1.0;
             if let Some(v) = auto(Io::Scan, args.scan_ms, page_json, before.rate()) {
                 latency.scan = v;
             }
@@ -397,6 +400,7 @@ fn run_one(scenario: Scenario, size_gb: f64, args: &Args) -> Report {
             let outcome = common.runtime.block_on(backup_segment(
                 table.clone(),
                 objects.clone(),
+                Unfenced,
                 &common.job,
                 &config,
                 BackupCheckpoint::default(),
