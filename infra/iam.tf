@@ -87,6 +87,7 @@ data "aws_iam_policy_document" "request" {
     effect  = "Allow"
     actions = ["sqs:SendMessage"]
     resources = [
+      aws_sqs_queue.work["request"].arn,
       aws_sqs_queue.work["backup"].arn,
       aws_sqs_queue.work["restore"].arn,
       aws_sqs_queue.rejected.arn,
@@ -96,7 +97,7 @@ data "aws_iam_policy_document" "request" {
   statement {
     sid     = "RecordTask"
     effect  = "Allow"
-    actions = ["dynamodb:PutItem"]
+    actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [
       aws_dynamodb_table.status["backup"].arn,
       aws_dynamodb_table.status["restore"].arn,

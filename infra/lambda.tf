@@ -13,6 +13,7 @@ locals {
     request = merge(
       {
         RUST_LOG                    = var.rust_log
+        SOLACE_REQUEST_QUEUE_URL    = aws_sqs_queue.work["request"].url
         SOLACE_BACKUP_QUEUE_URL     = aws_sqs_queue.work["backup"].url
         SOLACE_RESTORE_QUEUE_URL    = aws_sqs_queue.work["restore"].url
         SOLACE_REJECTED_QUEUE_URL   = aws_sqs_queue.rejected.url

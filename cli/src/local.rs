@@ -260,6 +260,7 @@ pub async fn setup(
             info!(table = %table, "status table created");
         }
     }
+    config.request_queue_url = urls[REQUEST_QUEUE].clone();
     config.backup_queue_url = urls[BACKUP_QUEUE].clone();
     config.restore_queue_url = urls[RESTORE_QUEUE].clone();
     config.rejected_queue_url = urls[REJECTED_QUEUE].clone();

@@ -24,6 +24,7 @@ async fn sdk() -> SdkConfig {
 
 fn config(tag: &str) -> Config {
     Config {
+        request_queue_url: String::new(),
         backup_queue_url: String::new(),
         restore_queue_url: String::new(),
         rejected_queue_url: String::new(),
@@ -47,6 +48,7 @@ fn config(tag: &str) -> Config {
         // Pages of 4 items, and so batches of 4 items (a batch closes on the first page
         // boundary past 8 KB): ~55 batches a segment, each step far inside the margin.
         scan_page_limit: Some(4),
+        fan_out_per_invocation: 200_000,
     }
 }
 
@@ -226,6 +228,311 @@ async fn restores_that_cannot_be_trusted_are_refused_and_leave_the_destination_u
 async fn a_segment_that_cannot_succeed_is_counted_failed_once() {
     let w = world(300).await;
     failing_segment(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changing_table_backed_up_with_duplicates_and_kills_restores_each_stable_item_once() {
+    let w = world(240).await;
+    changing_table(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_stops_a_backup_and_a_restore_and_nothing_is_written_once_they_end() {
+    let w = world(600).await;
+    cancels(&w).await;
+}
+
+/// A writer that keeps inserting, growing, shrinking and deleting the items `churn-0` to
+/// `churn-39` until stopped; returns every version of each it wrote (codec items by key).
+fn start_writer(
+    w: &World,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::collections::HashMap<String, Vec<solace_codec::Item>>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let client = w.dynamodb.clone();
+    let table = w.source.clone();
+    tokio::spawn(async move {
+        let mut history: std::collections::HashMap<String, Vec<solace_codec::Item>> =
+            std::collections::HashMap::new();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut generation = 0u64;
+        while !*stop.borrow() {
+            let pk = format!("churn-{}", rng.u32(0..40));
+            let key = AttributeValue::S(pk.clone());
+            if rng.u8(0..4) == 0 {
+                let _ = client
+                    .delete_item()
+                    .table_name(&table)
+                    .key("pk", key)
+                    .send()
+                    .await;
+            } else {
+                generation += 1;
+                let item: std::collections::HashMap<String, AttributeValue> = [
+                    ("pk".to_owned(), key),
+                    ("gen".to_owned(), AttributeValue::N(generation.to_string())),
+                    (
+                        "pad".to_owned(),
+                        AttributeValue::S("x".repeat(rng.usize(0..3000))),
+                    ),
+                ]
+                .into();
+                let codec = solace_codec::sdk::from_sdk_item(&item).expect("codec item");
+                // Recorded before the write: a write whose reply is lost may have happened.
+                history
+                    .entry(format!("{:?}", codec.get("pk")))
+                    .or_default()
+                    .push(codec);
+                let _ = client
+                    .put_item()
+                    .table_name(&table)
+                    .set_item(Some(item))
+                    .send()
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        history
+    })
+}
+
+/// Scenario 6: a backup of a table a writer keeps changing, every message delivered twice and
+/// invocations killed at random; then a restore under the same faults. Every item present
+/// throughout is restored once with its value; a changed item at most once, with a value it
+/// had; the committed batches hold each key once (the items the restore wrote, counted per
+/// batch, equal the keys in the restored table).
+async fn changing_table(w: &World) {
+    let stable = contents(&w.dynamodb, &w.source).await.expect("scan");
+    let (stop_writer, stopped) = tokio::sync::watch::channel(false);
+    let writer = start_writer(w, stopped);
+    let rng = Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(11)));
+    let chaos: solace_cli::local::Chaos = Arc::new(move |f| {
+        let mut r = rng.lock().expect("rng");
+        (matches!(f, Function::Backup | Function::Restore) && r.u8(0..3) == 0)
+            .then(|| Duration::from_millis(r.u64(0..600)))
+    });
+    let opts = LocalOptions {
+        duplicate: true,
+        chaos: Some(chaos),
+        max_receive_count: 20,
+        visibility_timeout: Duration::from_secs(3),
+        ..options()
+    };
+    let stats = opts.stats.clone();
+    let config = Config {
+        deadline_margin: Duration::from_secs(9),
+        scan_page_limit: Some(10),
+        write_capacity_limit: None,
+        ..config("live")
+    };
+    let local = start_with("live", opts, config).await;
+    let id = local
+        .send(&request("backup", 2, &w.source, &w.bucket, "live/", REGION))
+        .await
+        .expect("sent");
+    let backup = local
+        .wait(
+            &local.ctx.config.backup_status_table,
+            &id,
+            Duration::from_secs(300),
+            |_| {},
+        )
+        .await
+        .expect("backup done");
+    let _ = stop_writer.send(true);
+    let history = writer.await.expect("writer");
+    assert!(
+        history.len() > 10,
+        "the writer changed the table during the backup"
+    );
+    assert!(backup.succeeded(), "{backup:?}");
+
+    let target = unique_name("dst");
+    create_table(&w.dynamodb, &target).await.expect("target");
+    let id = local
+        .send(&request("restore", 2, &target, &w.bucket, "live/", REGION))
+        .await
+        .expect("sent");
+    let restore = local
+        .wait(
+            &local.ctx.config.restore_status_table,
+            &id,
+            Duration::from_secs(300),
+            |_| {},
+        )
+        .await
+        .expect("restore done");
+    local.stop().await;
+    assert!(restore.succeeded(), "{restore:?}");
+    assert!(stats.killed() > 0, "invocations were killed");
+
+    let restored = contents(&w.dynamodb, &target).await.expect("scan target");
+    for (key, item) in &stable {
+        assert_eq!(
+            restored.get(key),
+            Some(item),
+            "stable item {key} restored as it was"
+        );
+    }
+    for (key, item) in &restored {
+        if stable.contains_key(key) {
+            continue;
+        }
+        let versions = history.get(key).map(Vec::as_slice).unwrap_or_default();
+        assert!(
+            versions.contains(item),
+            "{key}: restored with a value the writer never wrote"
+        );
+    }
+    assert_eq!(
+        (backup.items, restore.items),
+        (restored.len() as u64, restored.len() as u64),
+        "every key in exactly one committed batch"
+    );
+    assert_calls_declared();
+}
+
+/// Scenario 7: cancel mid-backup and mid-restore through the request queue; each task ends
+/// done and failed with its unfinished segments `cancelled`, and once it has ended nothing is
+/// written: no object under the prefix, no item in the destination.
+async fn cancels(w: &World) {
+    let local = start("cancel", options()).await;
+    let status = local.ctx.services.status();
+    let backups = &local.ctx.config.backup_status_table;
+    let restores = &local.ctx.config.restore_status_table;
+    let s3 = s3_client(&w.sdk);
+    let keys = |prefix: &'static str| {
+        let s3 = s3.clone();
+        let bucket = w.bucket.clone();
+        async move {
+            let out = s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .expect("list");
+            let mut keys: Vec<String> = out
+                .contents()
+                .iter()
+                .filter_map(|o| o.key.clone())
+                .collect();
+            keys.sort();
+            keys
+        }
+    };
+
+    // A full backup to restore from later.
+    let full = backup_only(w, &local, "cancel-full/").await;
+    assert!(full.succeeded(), "{full:?}");
+
+    let id = local
+        .send(&request(
+            "backup", 4, &w.source, &w.bucket, "cancel/", REGION,
+        ))
+        .await
+        .expect("sent");
+    wait_for_progress(status, backups, &id).await;
+    local
+        .send(&serde_json::json!({"action": "cancel", "task-id": id}))
+        .await
+        .expect("cancel sent");
+    let backup = local
+        .wait(backups, &id, Duration::from_secs(300), |_| {})
+        .await
+        .expect("the cancelled backup ends");
+    assert!(backup.cancelled_at.is_some(), "{backup:?}");
+    assert!(backup.is_done() && backup.failed(), "{backup:?}");
+    assert!(
+        backup.errors.values().any(|r| r == "cancelled"),
+        "{backup:?}"
+    );
+    let ended = keys("cancel/").await;
+    assert!(
+        ended
+            .iter()
+            .any(|k| k.ends_with("solace-meta/complete.json"))
+    );
+
+    let target = unique_name("dst");
+    create_table(&w.dynamodb, &target).await.expect("target");
+    let id = local
+        .send(&request(
+            "restore",
+            4,
+            &target,
+            &w.bucket,
+            "cancel-full/",
+            REGION,
+        ))
+        .await
+        .expect("sent");
+    wait_for_progress(status, restores, &id).await;
+    local
+        .send(&serde_json::json!({"action": "cancel", "task-id": id}))
+        .await
+        .expect("cancel sent");
+    let restore = local
+        .wait(restores, &id, Duration::from_secs(300), |_| {})
+        .await
+        .expect("the cancelled restore ends");
+    assert!(restore.is_done() && restore.failed(), "{restore:?}");
+    let items = contents(&w.dynamodb, &target).await.expect("scan").len();
+    assert!(
+        (items as u64) < 600,
+        "the restore stopped short: {items} items"
+    );
+
+    // Late duplicates and redeliveries run on: nothing more is written.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        keys("cancel/").await,
+        ended,
+        "no object after the backup ended"
+    );
+    let later = contents(&w.dynamodb, &target).await.expect("scan").len();
+    assert_eq!(later, items, "no item after the restore ended");
+    let again = status
+        .read_task(restores, &id)
+        .await
+        .expect("read")
+        .expect("task");
+    assert_eq!(
+        (again.completed, again.failed),
+        (restore.completed, restore.failed)
+    );
+    local.stop().await;
+    assert_calls_declared();
+}
+
+/// Waits until a task has counted some items or a segment (it is under way).
+async fn wait_for_progress(status: &solace_functions::status::DynamoStatus, table: &str, id: &str) {
+    for _ in 0..600 {
+        let s = status.read_task(table, id).await.expect("read");
+        if s.is_some_and(|s| s.fanned_out > 0) {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("task {id} never started");
+}
+
+/// A 4-segment backup of the source to `prefix`, waited for.
+async fn backup_only(w: &World, local: &Running, prefix: &str) -> TaskStatus {
+    let id = local
+        .send(&request("backup", 4, &w.source, &w.bucket, prefix, REGION))
+        .await
+        .expect("sent");
+    local
+        .wait(
+            &local.ctx.config.backup_status_table,
+            &id,
+            Duration::from_secs(300),
+            |_| {},
+        )
+        .await
+        .expect("backup done")
 }
 
 /// Scenario 1: several segments, a deadline short enough to force continuations.

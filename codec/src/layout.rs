@@ -161,7 +161,8 @@ pub struct Completion {
     pub failed_segments: u64,
     pub items: u64,
     pub bytes: u64,
-    /// Each failed segment's reason, by segment name (`0x5`).
+    /// The reasons of at most 100 of the failed segments, by segment name (`0x5`);
+    /// `failed-segments` is the count, and the status table's segment items hold each reason.
     #[serde(default)]
     pub failed: std::collections::BTreeMap<String, String>,
     pub completed_at: String,

@@ -40,12 +40,7 @@ pub async fn record_if_done<S: Services>(
         failed_segments: task.failed,
         items: task.items,
         bytes: task.bytes,
-        failed: task
-            .errors
-            .iter()
-            .filter(|(segment, _)| task.failed_names.contains(*segment))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        failed: task.errors.into_iter().collect(),
         completed_at: crate::status::now_rfc3339(),
     };
     let key = solace_codec::completion_key(&request.bucket_prefix);

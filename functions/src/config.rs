@@ -40,6 +40,7 @@ pub const ENV_VARS: &[(Function, &[&str])] = &[
         Function::Request,
         &[
             LOG_LEVEL_VAR,
+            "SOLACE_REQUEST_QUEUE_URL",
             "SOLACE_BACKUP_QUEUE_URL",
             "SOLACE_RESTORE_QUEUE_URL",
             "SOLACE_REJECTED_QUEUE_URL",
@@ -126,6 +127,8 @@ where
 /// Every setting any function reads; each function uses its own part.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The request queue: where a fan-out too long for one invocation continues.
+    pub request_queue_url: String,
     pub backup_queue_url: String,
     pub restore_queue_url: String,
     pub rejected_queue_url: String,
@@ -142,6 +145,10 @@ pub struct Config {
     /// Items per scan page (DynamoDB's 1 MB limit applies anyway). Not an environment
     /// variable: `solace local` and tests set it for slow emulators.
     pub scan_page_limit: Option<i32>,
+    /// Segments one request invocation fans out at most before it continues in a new
+    /// message (docs/status.md#fan-out). Not an environment variable: the invocation's
+    /// deadline bounds it too, and tests set it low.
+    pub fan_out_per_invocation: u64,
 }
 
 impl Config {
@@ -154,6 +161,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let config = Config {
+            request_queue_url: var("SOLACE_REQUEST_QUEUE_URL").unwrap_or_default(),
             backup_queue_url: var("SOLACE_BACKUP_QUEUE_URL").unwrap_or_default(),
             restore_queue_url: var("SOLACE_RESTORE_QUEUE_URL").unwrap_or_default(),
             rejected_queue_url: var("SOLACE_REJECTED_QUEUE_URL").unwrap_or_default(),
@@ -174,6 +182,7 @@ impl Config {
             write_capacity_limit: optional(&var, "SOLACE_WRITE_CAPACITY_LIMIT")?,
             expected_bucket_owner: var("SOLACE_EXPECTED_BUCKET_OWNER"),
             scan_page_limit: None,
+            fan_out_per_invocation: 200_000,
         };
         for (name, limit) in [
             ("SOLACE_READ_CAPACITY_LIMIT", config.read_capacity_limit),

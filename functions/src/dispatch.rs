@@ -23,7 +23,7 @@ pub async fn dispatch<S: Services>(
         Box<dyn std::future::Future<Output = SqsBatchResponse> + Send + '_>,
     > = Box::pin(async move {
         match function {
-            Function::Request => crate::request::handle(ctx, event).await,
+            Function::Request => crate::request::handle(ctx, event, deadline).await,
             Function::Backup => crate::worker::handle(ctx, Action::Backup, event, deadline).await,
             Function::Restore => crate::worker::handle(ctx, Action::Restore, event, deadline).await,
             Function::Redrive => crate::redrive::handle(ctx, event).await,

@@ -15,10 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use solace_codec::SegmentId;
 use solace_pipeline::{BackupCheckpoint, ErrorKind, Fence, StoreError};
 
-/// The fence item's key of `task_id`'s `segment`.
-pub fn segment_item_key(task_id: &str, segment: SegmentId) -> String {
-    format!("{task_id}#{segment}")
-}
+use crate::status::segment_item_key;
 
 fn proposal_attr(step: u64, sha256: &str) -> String {
     format!("checkpoint-proposal-0x{step:x}-{sha256}")

@@ -4,7 +4,7 @@
 //! batch sends that can fail per entry). Never the only proof: the emulator tests run the
 //! same handlers against real wire protocols.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -16,7 +16,7 @@ use crate::context::Services;
 use crate::error::{QueueError, StatusError};
 use crate::message::Request;
 use crate::queues::{MAX_BATCH, Queues};
-use crate::status::{Count, SegmentEnd, StatusStore, TaskStatus};
+use crate::status::{CancelOutcome, Count, GateState, SegmentEnd, StatusStore, TaskStatus};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -28,24 +28,36 @@ pub struct MemTask {
     pub request: Option<Request>,
     pub created_at: String,
     pub status: TaskStatus,
-    pub completed: BTreeSet<String>,
-    pub failed: BTreeSet<String>,
+    /// The cancel request that cancelled the task.
+    pub cancelled_by: Option<String>,
 }
+
+/// One segment's item: how it ended and its last error.
+#[derive(Debug, Clone, Default)]
+struct MemSegment {
+    ended: bool,
+    error: Option<String>,
+}
+
+type TaskKey = (String, String);
 
 /// Status tables in memory, by table name and task id.
 #[derive(Debug, Default)]
 pub struct MemStatus {
-    tasks: Mutex<HashMap<(String, String), MemTask>>,
+    tasks: Mutex<HashMap<TaskKey, MemTask>>,
+    segments: Mutex<HashMap<(TaskKey, u32), MemSegment>>,
     /// Calls made, by operation name (`CreateTask`, `EndSegment`, …).
     calls: Mutex<HashMap<&'static str, u64>>,
+}
+
+fn key(table: &str, task_id: &str) -> TaskKey {
+    (table.to_owned(), task_id.to_owned())
 }
 
 impl MemStatus {
     /// A task's item, if there is one.
     pub fn task(&self, table: &str, task_id: &str) -> Option<MemTask> {
-        lock(&self.tasks)
-            .get(&(table.to_owned(), task_id.to_owned()))
-            .cloned()
+        lock(&self.tasks).get(&key(table, task_id)).cloned()
     }
 
     /// How many times `operation` was called.
@@ -55,6 +67,26 @@ impl MemStatus {
 
     fn call(&self, operation: &'static str) {
         *lock(&self.calls).entry(operation).or_default() += 1;
+    }
+
+    /// Moves the fan-out cursor when `(fanned_out, fanning_out)` is `expected`.
+    fn cursor(
+        &self,
+        table: &str,
+        task_id: &str,
+        expected: (u64, u64),
+        to: (u64, u64),
+        unsent_failed: u64,
+    ) -> bool {
+        let mut tasks = lock(&self.tasks);
+        match tasks.get_mut(&key(table, task_id)) {
+            Some(t) if (t.status.fanned_out, t.status.fanning_out) == expected => {
+                (t.status.fanned_out, t.status.fanning_out) = to;
+                t.status.failed += unsent_failed;
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -69,7 +101,7 @@ impl StatusStore for MemStatus {
     ) -> Result<bool, StatusError> {
         self.call("CreateTask");
         let mut tasks = lock(&self.tasks);
-        let key = (table.to_owned(), task_id.to_owned());
+        let key = key(table, task_id);
         if tasks.contains_key(&key) {
             return Ok(false);
         }
@@ -83,7 +115,7 @@ impl StatusStore for MemStatus {
                     notes: notes.to_vec(),
                     ..TaskStatus::default()
                 },
-                ..MemTask::default()
+                cancelled_by: None,
             },
         );
         Ok(true)
@@ -98,27 +130,30 @@ impl StatusStore for MemStatus {
     ) -> Result<Count, StatusError> {
         self.call("EndSegment");
         let mut tasks = lock(&self.tasks);
-        let Some(task) = tasks.get_mut(&(table.to_owned(), task_id.to_owned())) else {
+        let Some(task) = tasks.get_mut(&key(table, task_id)) else {
             return Ok(Count::NoTask);
         };
-        let name = segment.to_string();
-        if task.completed.contains(&name) || task.failed.contains(&name) {
+        let mut segments = lock(&self.segments);
+        let item = segments
+            .entry((key(table, task_id), segment.0))
+            .or_default();
+        if item.ended {
             return Ok(Count::AlreadyCounted);
         }
+        item.ended = true;
         match end {
             SegmentEnd::Completed { items, bytes } => {
-                task.completed.insert(name);
                 task.status.completed += 1;
                 task.status.items += items;
                 task.status.bytes += bytes;
             }
             SegmentEnd::Failed { reason } => {
-                task.failed.insert(name.clone());
-                task.status.failed_names.insert(name.clone());
+                let reason = crate::status::truncate(reason);
+                item.error = Some(reason.clone());
                 task.status.failed += 1;
-                task.status
-                    .errors
-                    .insert(name, crate::status::truncate(reason));
+                if (task.status.errors.len() as u64) < crate::status::ERROR_SAMPLE {
+                    task.status.errors.insert(segment.to_string(), reason);
+                }
             }
         }
         Ok(Count::Counted)
@@ -132,20 +167,23 @@ impl StatusStore for MemStatus {
         reason: &str,
     ) -> Result<(), StatusError> {
         self.call("NoteSegmentError");
-        let mut tasks = lock(&self.tasks);
-        match tasks.get_mut(&(table.to_owned(), task_id.to_owned())) {
-            Some(task) => {
-                task.status
-                    .errors
-                    .insert(segment.to_string(), crate::status::truncate(reason));
-                Ok(())
-            }
-            None => Err(StatusError {
-                table: table.to_owned(),
-                message: format!("no task {task_id}"),
-                retryable: false,
-            }),
-        }
+        lock(&self.segments)
+            .entry((key(table, task_id), segment.0))
+            .or_default()
+            .error = Some(crate::status::truncate(reason));
+        Ok(())
+    }
+
+    async fn segment_error(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+    ) -> Result<Option<String>, StatusError> {
+        self.call("SegmentError");
+        Ok(lock(&self.segments)
+            .get(&(key(table, task_id), segment.0))
+            .and_then(|s| s.error.clone()))
     }
 
     async fn read_task(
@@ -154,7 +192,88 @@ impl StatusStore for MemStatus {
         task_id: &str,
     ) -> Result<Option<TaskStatus>, StatusError> {
         self.call("ReadTask");
-        Ok(self.task(table, task_id).map(|t| t.status))
+        Ok(lock(&self.tasks)
+            .get(&key(table, task_id))
+            .map(|t| t.status.clone()))
+    }
+
+    async fn gate(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+    ) -> Result<GateState, StatusError> {
+        self.call("Gate");
+        let cancelled = match lock(&self.tasks).get(&key(table, task_id)) {
+            None => return Ok(GateState::NoTask),
+            Some(t) => t.status.cancelled_at.is_some(),
+        };
+        if cancelled {
+            return Ok(GateState::Cancelled);
+        }
+        let ended = lock(&self.segments)
+            .get(&(key(table, task_id), segment.0))
+            .is_some_and(|s| s.ended);
+        Ok(if ended {
+            GateState::Ended
+        } else {
+            GateState::Open
+        })
+    }
+
+    async fn cancel_task(
+        &self,
+        table: &str,
+        task_id: &str,
+        by: &str,
+    ) -> Result<CancelOutcome, StatusError> {
+        self.call("CancelTask");
+        let mut tasks = lock(&self.tasks);
+        let Some(task) = tasks.get_mut(&key(table, task_id)) else {
+            return Ok(CancelOutcome::NoTask);
+        };
+        Ok(match &task.cancelled_by {
+            Some(earlier) if earlier == by => CancelOutcome::Redelivered,
+            Some(_) => CancelOutcome::AlreadyCancelled,
+            None => {
+                task.cancelled_by = Some(by.to_owned());
+                task.status.cancelled_at = Some(crate::status::now_rfc3339());
+                CancelOutcome::Recorded
+            }
+        })
+    }
+
+    async fn claim_fan_out(
+        &self,
+        table: &str,
+        task_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StatusError> {
+        self.call("ClaimFanOut");
+        Ok(self.cursor(table, task_id, (from, from), (from, to), 0))
+    }
+
+    async fn confirm_fan_out(
+        &self,
+        table: &str,
+        task_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StatusError> {
+        self.call("ConfirmFanOut");
+        Ok(self.cursor(table, task_id, (from, to), (to, to), 0))
+    }
+
+    async fn fail_unsent(
+        &self,
+        table: &str,
+        task_id: &str,
+        from: u64,
+        total: u64,
+    ) -> Result<bool, StatusError> {
+        self.call("FailUnsent");
+        Ok(self.cursor(table, task_id, (from, from), (total, total), total - from))
     }
 }
 

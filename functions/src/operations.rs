@@ -28,16 +28,20 @@ pub const CALLS: &[(Function, &[&str])] = &[
     (
         Function::Request,
         &[
+            // status::read_task: a cancel's task, the fan-out cursor
+            "dynamodb:GetItem",
             // status::create_task
             "dynamodb:PutItem",
             // DynamoTable::has_items: a restore's destination must be empty (Scan, Limit 1)
             "dynamodb:Scan",
+            // status::cancel_task, the fan-out cursor (claim, confirm, fail_unsent)
+            "dynamodb:UpdateItem",
             // the backup's manifest: S3Objects::get (restore), S3Objects::put (backup);
             // ListBucket so that a missing manifest reads as NoSuchKey (see iam_actions)
             "s3:GetObject",
             "s3:ListBucket",
             "s3:PutObject",
-            // fan-out (SendMessageBatch) and rejections (SendMessage)
+            // fan-out (SendMessageBatch), its continuation and rejections (SendMessage)
             "sqs:SendMessage",
         ],
     ),
@@ -119,6 +123,8 @@ pub fn iam_actions(service: &str, operation: &str) -> Vec<String> {
         // on the bucket, and with 403 AccessDenied otherwise. The code relies on NoSuchKey
         // (no manifest or segment marker: a Solace v3 backup; no batch: the end of a
         // segment), so reading an object needs both.
+        // A transaction is authorized as its parts: Solace's hold only updates.
+        ("DynamoDB", "TransactWriteItems") => &["dynamodb:UpdateItem"],
         ("S3", "GetObject" | "HeadObject") => &["s3:GetObject", "s3:ListBucket"],
         (
             "S3",
@@ -275,9 +281,11 @@ mod tests {
             ("S3", "SelectObjectContent", &["S3:SelectObjectContent"]),
             (
                 "DynamoDB",
-                "TransactWriteItems",
-                &["DynamoDB:TransactWriteItems"],
+                "TransactGetItems",
+                &["DynamoDB:TransactGetItems"],
             ),
+            // Authorized as its parts, which in Solace are updates only.
+            ("DynamoDB", "TransactWriteItems", &["dynamodb:UpdateItem"]),
         ];
         for (service, operation, actions) in cases {
             assert_eq!(

@@ -1,6 +1,8 @@
 //! The redrive function: consumes the dead-letter queues. A segment message is re-routed to
 //! its work queue up to the redrive limit (the count travels in the message); after that the
-//! segment is marked failed, once, with its last recorded error.
+//! segment is marked failed, once, with its last recorded error. A dead letter of a
+//! cancelled task is counted failed, `cancelled`, at once; one of a task that does not exist
+//! is consumed with a structured error.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use solace_codec::SegmentId;
@@ -10,7 +12,7 @@ use crate::context::{Context, Services};
 use crate::error::Error;
 use crate::function::Function;
 use crate::message::SegmentMessage;
-use crate::status::{Count, SegmentEnd, StatusStore};
+use crate::status::{CANCELLED, Count, SegmentEnd, StatusStore};
 use crate::{metrics, records};
 
 pub async fn handle<S: Services>(ctx: &Context<S>, event: SqsEvent) -> SqsBatchResponse {
@@ -32,7 +34,17 @@ async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<()
     let segment = SegmentId(message.segment);
     let table = ctx.config.status_table(action);
     let status = ctx.services.status();
-    if message.redrives < ctx.config.redrive_limit {
+    let Some(task) = status.read_task(table, &message.task_id).await? else {
+        // Not this deployment's task: nothing to re-route or count, and retrying cannot
+        // change that.
+        error!(
+            error = "no such task in the status table",
+            "dead letter for a task that does not exist consumed"
+        );
+        metrics::emit("redrive", &[("UnknownTasks", 1.0)]);
+        return Ok(());
+    };
+    if message.redrives < ctx.config.redrive_limit && task.cancelled_at.is_none() {
         let next = SegmentMessage {
             redrives: message.redrives + 1,
             ..message.clone()
@@ -42,18 +54,19 @@ async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<()
         metrics::emit("redrive", &[("Redrives", 1.0)]);
         return Ok(());
     }
-    let Some(task) = status.read_task(table, &message.task_id).await? else {
-        // Not this deployment's task: nothing to count, and retrying cannot change that.
-        error!("dead letter for a task that does not exist consumed");
-        return Ok(());
+    let reason = if task.cancelled_at.is_some() {
+        CANCELLED.to_owned()
+    } else {
+        let last = status
+            .segment_error(table, &message.task_id, segment)
+            .await?;
+        format!(
+            "failed after {} redrives: {}",
+            message.redrives,
+            last.as_deref()
+                .unwrap_or("no error was recorded (the function timed out or crashed)")
+        )
     };
-    let last = task.errors.get(&segment.to_string()).cloned();
-    let reason = format!(
-        "failed after {} redrives: {}",
-        message.redrives,
-        last.as_deref()
-            .unwrap_or("no error was recorded (the function timed out or crashed)")
-    );
     let end = SegmentEnd::Failed {
         reason: reason.clone(),
     };

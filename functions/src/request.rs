@@ -7,9 +7,11 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use solace_codec::SegmentId;
 use solace_codec::layout::{Completion, Manifest};
 use solace_pipeline::{ErrorKind, ObjectMeta, Objects, PutNew, StoreError, Table};
+use tokio::time::Instant;
 use tracing::{error, info};
 
 use crate::context::{Context, Services};
@@ -17,6 +19,7 @@ use crate::error::Error;
 use crate::function::Function;
 use crate::message::{Action, Request, SegmentMessage, VerifyFields};
 use crate::queues::{MAX_BATCH, Queues};
+use crate::status::CancelOutcome;
 use crate::status::{self, StatusStore};
 use crate::{metrics, records};
 
@@ -162,15 +165,56 @@ fn check_bucket_name(name: &str) -> Result<(), InvalidRequest> {
     Ok(())
 }
 
-/// Handles a batch of request messages.
-pub async fn handle<S: Services>(ctx: &Context<S>, event: SqsEvent) -> SqsBatchResponse {
-    records::each(Function::Request, event, |record| process(ctx, record)).await
+/// Handles a batch of request messages; a fan-out stops taking new segments at `deadline`
+/// less the configured margin and continues in a new message.
+pub async fn handle<S: Services>(
+    ctx: &Context<S>,
+    event: SqsEvent,
+    deadline: Instant,
+) -> SqsBatchResponse {
+    let stop_at = deadline
+        .checked_sub(ctx.config.deadline_margin)
+        .unwrap_or_else(Instant::now);
+    records::each(Function::Request, event, |record| {
+        process(ctx, record, stop_at)
+    })
+    .await
 }
 
-async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<(), Error> {
+/// A cancel request (docs/request.md#cancel).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct CancelFields {
+    #[allow(dead_code)]
+    action: String,
+    task_id: String,
+}
+
+/// The request function's own continuation of a fan-out (docs/status.md#fan-out).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FanOutFields {
+    action: String,
+    task_id: String,
+    request: Request,
+}
+
+async fn process<S: Services>(
+    ctx: &Context<S>,
+    record: SqsMessage,
+    stop_at: Instant,
+) -> Result<(), Error> {
     let task_id = record.message_id.clone().unwrap_or_default();
     records::record_task(&task_id, None);
     let body = record.body.unwrap_or_default();
+    let action = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("action")?.as_str().map(str::to_owned));
+    match action.as_deref() {
+        Some("cancel") => return cancel(ctx, &task_id, &body).await,
+        Some("fan-out") => return continue_fan_out(ctx, &body, stop_at).await,
+        _ => {}
+    }
     let request = match validate(&body, ctx.config.max_segments) {
         Ok(r) => r,
         Err(invalid) => return reject(ctx, &task_id, &body, &invalid.to_string()).await,
@@ -196,14 +240,136 @@ async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<()
         .status()
         .create_task(table, &task_id, &request, &created_at, &notes)
         .await?;
-    // A redelivered request fans out again: a crash may have cut the first fan-out short,
-    // and a segment is counted once however many of its messages run.
-    fan_out(ctx, &task_id, &request).await?;
+    // A redelivered request goes on from the task's fan-out cursor: a crash may have cut
+    // the first fan-out short.
+    let finished = fan_out(ctx, &task_id, &request, stop_at).await?;
     info!(action = request.action.as_str(), segments = request.total_segments,
           table = %request.table_name, bucket = %request.bucket_name, prefix = %request.bucket_prefix,
-          redelivered = !created, "task fanned out");
-    metrics::emit("request", &[("Tasks", 1.0)]);
+          redelivered = !created, finished, "task fanned out");
+    if created {
+        metrics::emit("request", &[("Tasks", 1.0)]);
+    }
+    if !finished {
+        send_fan_out(ctx, &task_id, &request).await?;
+    }
     Ok(())
+}
+
+/// Sends the continuation of a fan-out to the request queue.
+async fn send_fan_out<S: Services>(
+    ctx: &Context<S>,
+    task_id: &str,
+    request: &Request,
+) -> Result<(), Error> {
+    if ctx.config.request_queue_url.is_empty() {
+        return Err(Error::Internal(
+            "the fan-out needs another invocation but no request queue is configured".into(),
+        ));
+    }
+    let body = FanOutFields {
+        action: "fan-out".to_owned(),
+        task_id: task_id.to_owned(),
+        request: request.clone(),
+    };
+    let body = serde_json::to_string(&body).map_err(|e| Error::Internal(e.to_string()))?;
+    ctx.services
+        .queues()
+        .send(&ctx.config.request_queue_url, body)
+        .await
+        .map_err(|source| Error::Queue {
+            what: "continuing the fan-out",
+            source,
+        })
+}
+
+/// A fan-out's continuation: goes on from the task's cursor.
+async fn continue_fan_out<S: Services>(
+    ctx: &Context<S>,
+    body: &str,
+    stop_at: Instant,
+) -> Result<(), Error> {
+    let fields: FanOutFields = match serde_json::from_str(body) {
+        Ok(f) => f,
+        Err(e) => {
+            error!(error = %e, "unreadable fan-out continuation consumed");
+            return Ok(());
+        }
+    };
+    records::record_task(&fields.task_id, None);
+    let table = ctx.config.status_table(fields.request.action);
+    if ctx
+        .services
+        .status()
+        .read_task(table, &fields.task_id)
+        .await?
+        .is_none()
+    {
+        error!(
+            error = "no such task in the status table",
+            "fan-out continuation for a task that does not exist consumed"
+        );
+        return Ok(());
+    }
+    if !fan_out(ctx, &fields.task_id, &fields.request, stop_at).await? {
+        send_fan_out(ctx, &fields.task_id, &fields.request).await?;
+    }
+    info!("fan-out continued");
+    Ok(())
+}
+
+/// Cancels a running task (docs/request.md#cancel): records it on the task's item, where
+/// every run of its segments sees it at its next step. Cancelling an unknown or finished
+/// task is rejected with the reason.
+async fn cancel<S: Services>(ctx: &Context<S>, cancel_id: &str, body: &str) -> Result<(), Error> {
+    let fields: CancelFields = match serde_json::from_str(body) {
+        Ok(f) => f,
+        Err(e) => return reject(ctx, cancel_id, body, &format!("bad request: {e}")).await,
+    };
+    let id = &fields.task_id;
+    if id.is_empty() || id.len() > 256 || id.contains('#') {
+        let reason = format!("task-id {id:?} is not a task id (1-256 characters, no `#`)");
+        return reject(ctx, cancel_id, body, &reason).await;
+    }
+    let status = ctx.services.status();
+    let mut found = None;
+    for table in [
+        &ctx.config.backup_status_table,
+        &ctx.config.restore_status_table,
+    ] {
+        if let Some(task) = status.read_task(table, id).await? {
+            found = Some((table, task));
+            break;
+        }
+    }
+    let Some((table, task)) = found else {
+        let reason = format!("task-id {id:?}: no such task in either status table");
+        return reject(ctx, cancel_id, body, &reason).await;
+    };
+    if task.is_done() && task.cancelled_at.is_none() {
+        let reason = format!(
+            "task {id} has finished ({} segments completed, {} failed): there is nothing to cancel",
+            task.completed, task.failed
+        );
+        return reject(ctx, cancel_id, body, &reason).await;
+    }
+    match status.cancel_task(table, id, cancel_id).await? {
+        CancelOutcome::Recorded | CancelOutcome::Redelivered => {
+            info!(task = %id, table = %table, "task cancelled");
+            metrics::emit("request", &[("Cancels", 1.0)]);
+            Ok(())
+        }
+        CancelOutcome::AlreadyCancelled => {
+            let reason = format!(
+                "task {id} was cancelled already (at {})",
+                task.cancelled_at.as_deref().unwrap_or("an earlier request")
+            );
+            reject(ctx, cancel_id, body, &reason).await
+        }
+        CancelOutcome::NoTask => {
+            let reason = format!("task-id {id:?}: no such task in either status table");
+            reject(ctx, cancel_id, body, &reason).await
+        }
+    }
 }
 
 /// Why a request that passed validation is not run.
@@ -428,54 +594,156 @@ async fn reject<S: Services>(
         })
 }
 
-/// Sends one message per segment, [`MAX_BATCH`] to a call, retrying failed entries.
+/// Segments claimed and sent at a time (docs/status.md#fan-out).
+const FAN_OUT_CHUNK: u64 = 1000;
+
+/// Send calls in flight at once while fanning out.
+const FAN_OUT_CONCURRENCY: usize = 10;
+
+/// Fans out the segments not yet sent, from the task's cursor (docs/status.md#fan-out), until
+/// all are sent (`Ok(true)`) or this invocation's share is spent (`Ok(false)`: the caller
+/// continues in a new message). A cancelled task's unsent segments are counted failed at
+/// once instead.
 async fn fan_out<S: Services>(
     ctx: &Context<S>,
     task_id: &str,
     request: &Request,
-) -> Result<(), Error> {
-    let queue = ctx.config.work_queue(request.action);
-    let segments: Vec<u32> = (0..request.total_segments).collect();
-    for chunk in segments.chunks(MAX_BATCH) {
-        let mut pending: Vec<u32> = chunk.to_vec();
-        for attempt in 0..5 {
-            if pending.is_empty() {
-                break;
-            }
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
-            }
-            let bodies = pending
-                .iter()
-                .map(|&segment| {
-                    SegmentMessage {
-                        task_id: task_id.to_owned(),
-                        segment,
-                        request: request.clone(),
-                        checkpoint: None,
-                        redrives: 0,
-                    }
-                    .to_json()
-                })
-                .collect();
-            let failed = ctx
-                .services
-                .queues()
-                .send_batch(queue, bodies)
-                .await
-                .map_err(|source| Error::Queue {
-                    what: "fanning out",
-                    source,
-                })?;
-            pending = failed.into_iter().map(|i| pending[i]).collect();
-        }
-        if !pending.is_empty() {
+    stop_at: Instant,
+) -> Result<bool, Error> {
+    let table = ctx.config.status_table(request.action);
+    let status = ctx.services.status();
+    let mut sent_here = 0u64;
+    let mut last_seen = None;
+    loop {
+        let Some(task) = status.read_task(table, task_id).await? else {
             return Err(Error::Internal(format!(
-                "fanning out: segments {pending:?} could not be sent"
+                "task {task_id} is not in {table}: nothing to fan out"
+            )));
+        };
+        let cursor = (task.fanned_out, task.fanning_out);
+        if last_seen == Some(cursor) {
+            // A conditional move was refused and nothing moved: not a race but an item this
+            // code cannot read (a task recorded by another version).
+            return Err(Error::Internal(format!(
+                "the fan-out cursor of task {task_id} does not move: {cursor:?}"
             )));
         }
+        let (sent, claimed) = cursor;
+        if claimed > sent {
+            // Claimed by an invocation that may have died before sending them all: sent
+            // again (a segment is counted once however many of its messages run).
+            send_segments(ctx, task_id, request, sent..claimed).await?;
+            last_seen = (!status
+                .confirm_fan_out(table, task_id, sent, claimed)
+                .await?)
+                .then_some(cursor);
+            continue;
+        }
+        if sent >= task.total {
+            return Ok(true);
+        }
+        if task.cancelled_at.is_some() {
+            last_seen =
+                (!status.fail_unsent(table, task_id, sent, task.total).await?).then_some(cursor);
+            if last_seen.is_none() {
+                info!(
+                    unsent = task.total - sent,
+                    "task cancelled during its fan-out: the unsent segments are counted failed"
+                );
+            }
+            continue;
+        }
+        if sent_here > 0
+            && (sent_here >= ctx.config.fan_out_per_invocation || Instant::now() >= stop_at)
+        {
+            return Ok(false);
+        }
+        let to = (sent + FAN_OUT_CHUNK).min(task.total);
+        if !status.claim_fan_out(table, task_id, sent, to).await? {
+            last_seen = Some(cursor);
+            continue;
+        }
+        send_segments(ctx, task_id, request, sent..to).await?;
+        last_seen = (!status.confirm_fan_out(table, task_id, sent, to).await?).then_some(cursor);
+        sent_here += to - sent;
     }
-    Ok(())
+}
+
+/// Sends the first message of each segment in `segments`, [`MAX_BATCH`] to a call and
+/// [`FAN_OUT_CONCURRENCY`] calls at once, retrying failed entries.
+async fn send_segments<S: Services>(
+    ctx: &Context<S>,
+    task_id: &str,
+    request: &Request,
+    segments: std::ops::Range<u64>,
+) -> Result<(), Error> {
+    use futures::StreamExt;
+    let mut chunks = segments
+        .map(|s| u32::try_from(s).unwrap_or(u32::MAX))
+        .collect::<Vec<_>>()
+        .chunks(MAX_BATCH)
+        .map(<[u32]>::to_vec)
+        .collect::<Vec<_>>()
+        .into_iter();
+    let mut calls = futures::stream::FuturesUnordered::new();
+    loop {
+        while calls.len() < FAN_OUT_CONCURRENCY {
+            let Some(chunk) = chunks.next() else { break };
+            calls.push(send_chunk(ctx, task_id, request, chunk));
+        }
+        match calls.next().await {
+            Some(result) => result?,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Sends one batch of first messages, retrying the entries that failed.
+async fn send_chunk<S: Services>(
+    ctx: &Context<S>,
+    task_id: &str,
+    request: &Request,
+    mut pending: Vec<u32>,
+) -> Result<(), Error> {
+    let queue = ctx.config.work_queue(request.action);
+    for attempt in 0..5 {
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+        }
+        let bodies = pending
+            .iter()
+            .map(|&segment| {
+                SegmentMessage {
+                    task_id: task_id.to_owned(),
+                    segment,
+                    request: request.clone(),
+                    checkpoint: None,
+                    redrives: 0,
+                }
+                .to_json()
+            })
+            .collect();
+        let failed = ctx
+            .services
+            .queues()
+            .send_batch(queue, bodies)
+            .await
+            .map_err(|source| Error::Queue {
+                what: "fanning out",
+                source,
+            })?;
+        pending = failed.into_iter().map(|i| pending[i]).collect();
+    }
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!(
+            "fanning out: segments {pending:?} could not be sent"
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
-//! The status tables: one item per task, each segment counted exactly once
-//! (docs/status.md). [`StatusStore`] is the seam the handlers call; [`DynamoStatus`] is the
-//! real one, and `crate::mem` (feature `mem`) holds an in-memory one for unit tests.
+//! The status tables: one item per task, and one per segment of a task, each segment
+//! counted exactly once (docs/status.md). [`StatusStore`] is the seam the handlers call;
+//! [`DynamoStatus`] is the real one, and `crate::mem` (feature `mem`) holds an in-memory one
+//! for unit tests.
 //!
-//! Each segment's name goes into a `completed` or `failed` string set in the same conditional
-//! update that adds to its counter, and the condition refuses a segment already in either
-//! set: however often and in whatever order messages arrive, a segment is counted once.
+//! A segment is counted by one transaction: the segment's item gets its `ended` outcome on
+//! condition it has none, and the task's counters move in the same write. However often and
+//! in whatever order messages arrive, a segment is counted once, and the task item stays the
+//! same size for a million segments as for one.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_dynamodb::Client;
@@ -42,12 +44,17 @@ pub struct TaskStatus {
     pub failed: u64,
     pub items: u64,
     pub bytes: u64,
-    /// The last error of each segment that had one (a completed segment may have one too).
+    /// The reasons of the first failed segments ([`ERROR_SAMPLE`] of them at most), by
+    /// segment name (`0x5`); each segment's own item holds its last error.
     pub errors: HashMap<String, String>,
-    /// The names of the failed segments (`0x5`).
-    pub failed_names: BTreeSet<String>,
     /// What the request function noted about the task (an unverified or incomplete source).
     pub notes: Vec<String>,
+    /// When a cancel was recorded (docs/request.md#cancel).
+    pub cancelled_at: Option<String>,
+    /// Segments whose first message is sent, and segments claimed for sending
+    /// (docs/status.md#fan-out): `fanned_out <= fanning_out <= total`.
+    pub fanned_out: u64,
+    pub fanning_out: u64,
 }
 
 impl TaskStatus {
@@ -62,6 +69,36 @@ impl TaskStatus {
         self.failed > 0
     }
 }
+
+/// Whether a run of a segment may go on writing (docs/protocol.md#gates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateState {
+    Open,
+    /// The task is cancelled: the segment is to be counted failed, `cancelled`.
+    Cancelled,
+    /// The segment is counted already: another run finished it.
+    Ended,
+    /// No such task in this table.
+    NoTask,
+}
+
+/// What recording a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// This call recorded it.
+    Recorded,
+    /// This very cancel request was recorded before (a redelivery).
+    Redelivered,
+    /// Another cancel request came first.
+    AlreadyCancelled,
+    NoTask,
+}
+
+/// The reason an unfinished segment of a cancelled task is counted failed with.
+pub const CANCELLED: &str = "cancelled";
+
+/// How many failed segments' reasons the task item keeps (the segment items keep all).
+pub const ERROR_SAMPLE: u64 = 100;
 
 /// The status tables, as the handlers use them. `table` is a status table's name.
 pub trait StatusStore: Send + Sync + 'static {
@@ -95,12 +132,64 @@ pub trait StatusStore: Send + Sync + 'static {
         reason: &str,
     ) -> impl Future<Output = Result<(), StatusError>> + Send;
 
+    /// The last error recorded for a segment, from its own item.
+    fn segment_error(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+    ) -> impl Future<Output = Result<Option<String>, StatusError>> + Send;
+
     /// A task's status (strongly consistent); `None` if there is no such task.
     fn read_task(
         &self,
         table: &str,
         task_id: &str,
     ) -> impl Future<Output = Result<Option<TaskStatus>, StatusError>> + Send;
+
+    /// Whether a run of `segment` may write its next step (strongly consistent).
+    fn gate(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+    ) -> impl Future<Output = Result<GateState, StatusError>> + Send;
+
+    /// Records a cancel of `task_id` by the cancel request `by`.
+    fn cancel_task(
+        &self,
+        table: &str,
+        task_id: &str,
+        by: &str,
+    ) -> impl Future<Output = Result<CancelOutcome, StatusError>> + Send;
+
+    /// Claims segments `from..to` for sending, on condition that every segment before `from`
+    /// is sent and none after is claimed. `Ok(false)`: the cursor is elsewhere.
+    fn claim_fan_out(
+        &self,
+        table: &str,
+        task_id: &str,
+        from: u64,
+        to: u64,
+    ) -> impl Future<Output = Result<bool, StatusError>> + Send;
+
+    /// Records segments `from..to`, claimed, as sent.
+    fn confirm_fan_out(
+        &self,
+        table: &str,
+        task_id: &str,
+        from: u64,
+        to: u64,
+    ) -> impl Future<Output = Result<bool, StatusError>> + Send;
+
+    /// A cancelled task's segments `from..total`, never sent, counted failed at once.
+    fn fail_unsent(
+        &self,
+        table: &str,
+        task_id: &str,
+        from: u64,
+        total: u64,
+    ) -> impl Future<Output = Result<bool, StatusError>> + Send;
 }
 
 /// The status tables in DynamoDB, in the function's own region.
@@ -149,6 +238,8 @@ pub fn task_item(
         ("items", n(0)),
         ("bytes", n(0)),
         ("segment-errors", AttributeValue::M(HashMap::new())),
+        ("fanned-out", n(0)),
+        ("fanning-out", n(0)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -191,6 +282,7 @@ where
                     | "ServiceUnavailable"
                     | "LimitExceededException"
                     | "TransactionConflictException"
+                    | "TransactionInProgressException"
             )
         ),
         // Timeouts, dispatch and response failures: the call may not have happened.
@@ -279,54 +371,134 @@ impl StatusStore for DynamoStatus {
         segment: SegmentId,
         end: &SegmentEnd,
     ) -> Result<Count, StatusError> {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
         let name = segment.to_string();
-        let mut update = self
-            .client
-            .update_item()
+        let now = now_rfc3339();
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StatusError {
+            table: table.to_owned(),
+            message: e.to_string(),
+            retryable: false,
+        };
+        let mut mark = Update::builder()
+            .table_name(table)
+            .key("task-id", s(segment_item_key(task_id, segment)))
+            .condition_expression("attribute_not_exists(#ended)")
+            .expression_attribute_names("#ended", "ended")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#at", "ended-at")
+            .expression_attribute_values(":segment", s("segment"))
+            .expression_attribute_values(":now", s(&now));
+        let mut count = Update::builder()
             .table_name(table)
             .key("task-id", s(task_id))
-            .condition_expression(
-                "attribute_exists(#id) AND NOT contains(#done, :seg) AND NOT contains(#failed, :seg)",
-            )
+            .condition_expression("attribute_exists(#id) AND attribute_not_exists(#kind)")
             .expression_attribute_names("#id", "task-id")
-            .expression_attribute_names("#done", "completed")
-            .expression_attribute_names("#failed", "failed")
-            .expression_attribute_values(":seg", s(&name))
-            .expression_attribute_values(":set", AttributeValue::Ss(vec![name.clone()]))
-            .expression_attribute_values(":one", n(1));
-        update = match end {
-            SegmentEnd::Completed { items, bytes } => update
-                .update_expression(
-                    "ADD #done :set, #count :one, #items :items, #bytes :bytes SET #updated = :now",
-                )
-                .expression_attribute_names("#count", "completed-segments")
-                .expression_attribute_names("#items", "items")
-                .expression_attribute_names("#bytes", "bytes")
-                .expression_attribute_values(":items", n(items))
-                .expression_attribute_values(":bytes", n(bytes)),
-            SegmentEnd::Failed { reason } => update
-                .update_expression(
-                    "ADD #failed :set, #count :one SET #errs.#segname = :reason, #updated = :now",
-                )
-                .expression_attribute_names("#count", "failed-segments")
-                .expression_attribute_names("#errs", "segment-errors")
-                .expression_attribute_names("#segname", name.clone())
-                .expression_attribute_values(":reason", s(truncate(reason))),
-        };
-        let out = update
+            .expression_attribute_names("#kind", "kind")
             .expression_attribute_names("#updated", "updated-at")
-            .expression_attribute_values(":now", s(now_rfc3339()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", s(&now));
+        match end {
+            SegmentEnd::Completed { items, bytes } => {
+                mark = mark
+                    .update_expression(
+                        "SET #ended = :end, #kind = :segment, #at = :now, #items = :items, #bytes = :bytes",
+                    )
+                    .expression_attribute_values(":end", s("completed"));
+                count = count
+                    .update_expression(
+                        "ADD #count :one, #items :items, #bytes :bytes SET #updated = :now",
+                    )
+                    .expression_attribute_names("#count", "completed-segments");
+                for update in [&mut mark, &mut count] {
+                    *update = std::mem::take(update)
+                        .expression_attribute_names("#items", "items")
+                        .expression_attribute_names("#bytes", "bytes")
+                        .expression_attribute_values(":items", n(items))
+                        .expression_attribute_values(":bytes", n(bytes));
+                }
+            }
+            SegmentEnd::Failed { reason } => {
+                mark = mark
+                    .update_expression(
+                        "SET #ended = :end, #kind = :segment, #at = :now, #err = :reason",
+                    )
+                    .expression_attribute_names("#err", "error")
+                    .expression_attribute_values(":end", s("failed"))
+                    .expression_attribute_values(":reason", s(truncate(reason)));
+                count = count
+                    .update_expression("ADD #count :one SET #updated = :now")
+                    .expression_attribute_names("#count", "failed-segments");
+            }
+        }
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(mark.build().map_err(build)?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(count.build().map_err(build)?)
+                    .build(),
+            )
             .send()
             .await;
-        if conditional(table, out)? {
-            return Ok(Count::Counted);
+        match out {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_transaction_canceled_exception()) =>
+            {
+                // Refused: counted before, or no such task here at all (a message sent to
+                // the wrong deployment, a status item deleted by hand), or a conflict with
+                // another transaction on these items, which a retry settles.
+                if self
+                    .segment_item(table, task_id, segment)
+                    .await?
+                    .contains_key("ended")
+                {
+                    return Ok(Count::AlreadyCounted);
+                }
+                if self.read_task(table, task_id).await?.is_none() {
+                    return Ok(Count::NoTask);
+                }
+                return Err(StatusError {
+                    table: table.to_owned(),
+                    message: format!(
+                        "counting segment {name} conflicted with another write: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                    ),
+                    retryable: true,
+                });
+            }
+            Err(e) => return Err(status_error(table, &e)),
         }
-        // Refused: counted before, or no such task here at all (a message sent to the wrong
-        // deployment, a status item deleted by hand). The second must not pass for the first.
-        Ok(match self.read_task(table, task_id).await? {
-            Some(_) => Count::AlreadyCounted,
-            None => Count::NoTask,
-        })
+        if let SegmentEnd::Failed { reason } = end {
+            // The task item keeps the reasons of the first failed segments only, so that it
+            // stays far under DynamoDB's 400 KB however many fail; the count is exact.
+            let sampled = self
+                .client
+                .update_item()
+                .table_name(table)
+                .key("task-id", s(task_id))
+                .condition_expression(
+                    "attribute_exists(#id) AND (attribute_not_exists(#sampled) OR #sampled < :max)",
+                )
+                .update_expression("SET #errs.#segname = :reason ADD #sampled :one")
+                .expression_attribute_names("#id", "task-id")
+                .expression_attribute_names("#errs", "segment-errors")
+                .expression_attribute_names("#segname", name.clone())
+                .expression_attribute_names("#sampled", "sampled-errors")
+                .expression_attribute_values(":reason", s(truncate(reason)))
+                .expression_attribute_values(":max", n(ERROR_SAMPLE))
+                .expression_attribute_values(":one", n(1))
+                .send()
+                .await;
+            conditional(table, sampled)?;
+        }
+        Ok(Count::Counted)
     }
 
     async fn note_segment_error(
@@ -339,17 +511,26 @@ impl StatusStore for DynamoStatus {
         self.client
             .update_item()
             .table_name(table)
-            .key("task-id", s(task_id))
-            .condition_expression("attribute_exists(#id)")
-            .update_expression("SET #errs.#segname = :reason")
-            .expression_attribute_names("#id", "task-id")
-            .expression_attribute_names("#errs", "segment-errors")
-            .expression_attribute_names("#segname", segment.to_string())
+            .key("task-id", s(segment_item_key(task_id, segment)))
+            .update_expression("SET #err = :reason, #kind = :segment")
+            .expression_attribute_names("#err", "error")
+            .expression_attribute_names("#kind", "kind")
             .expression_attribute_values(":reason", s(truncate(reason)))
+            .expression_attribute_values(":segment", s("segment"))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| status_error(table, &e))
+    }
+
+    async fn segment_error(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+    ) -> Result<Option<String>, StatusError> {
+        let item = self.segment_item(table, task_id, segment).await?;
+        Ok(item.get("error").and_then(|v| v.as_s().ok()).cloned())
     }
 
     async fn read_task(
@@ -366,8 +547,201 @@ impl StatusStore for DynamoStatus {
             .send()
             .await
             .map_err(|e| status_error(table, &e))?;
-        Ok(out.item.map(|item| task_status(&item)))
+        // A segment's item is not a task, whatever its key.
+        Ok(out
+            .item
+            .filter(|item| !item.contains_key("kind"))
+            .map(|item| task_status(&item)))
     }
+
+    async fn gate(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+    ) -> Result<GateState, StatusError> {
+        let Some(task) = self.read_task(table, task_id).await? else {
+            return Ok(GateState::NoTask);
+        };
+        if task.cancelled_at.is_some() {
+            return Ok(GateState::Cancelled);
+        }
+        if self
+            .segment_item(table, task_id, segment)
+            .await?
+            .contains_key("ended")
+        {
+            return Ok(GateState::Ended);
+        }
+        Ok(GateState::Open)
+    }
+
+    async fn cancel_task(
+        &self,
+        table: &str,
+        task_id: &str,
+        by: &str,
+    ) -> Result<CancelOutcome, StatusError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("task-id", s(task_id))
+            .condition_expression(
+                "attribute_exists(#id) AND attribute_not_exists(#kind) AND (attribute_not_exists(#at) OR #by = :by)",
+            )
+            .update_expression("SET #at = if_not_exists(#at, :now), #by = :by")
+            .expression_attribute_names("#id", "task-id")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#at", "cancelled-at")
+            .expression_attribute_names("#by", "cancelled-by")
+            .expression_attribute_values(":now", s(now_rfc3339()))
+            .expression_attribute_values(":by", s(by))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .send()
+            .await;
+        match out {
+            Ok(old) => Ok(
+                if old
+                    .attributes
+                    .is_some_and(|a| a.contains_key("cancelled-at"))
+                {
+                    CancelOutcome::Redelivered
+                } else {
+                    CancelOutcome::Recorded
+                },
+            ),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(ConditionFailed::condition_failed) =>
+            {
+                Ok(match self.read_task(table, task_id).await? {
+                    None => CancelOutcome::NoTask,
+                    Some(_) => CancelOutcome::AlreadyCancelled,
+                })
+            }
+            Err(e) => Err(status_error(table, &e)),
+        }
+    }
+
+    async fn claim_fan_out(
+        &self,
+        table: &str,
+        task_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StatusError> {
+        self.cursor(
+            table,
+            task_id,
+            "#sent = :from AND #claimed = :from",
+            "SET #claimed = :to",
+            from,
+            to,
+            None,
+        )
+        .await
+    }
+
+    async fn confirm_fan_out(
+        &self,
+        table: &str,
+        task_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StatusError> {
+        self.cursor(
+            table,
+            task_id,
+            "#sent = :from AND #claimed = :to",
+            "SET #sent = :to",
+            from,
+            to,
+            None,
+        )
+        .await
+    }
+
+    async fn fail_unsent(
+        &self,
+        table: &str,
+        task_id: &str,
+        from: u64,
+        total: u64,
+    ) -> Result<bool, StatusError> {
+        self.cursor(
+            table,
+            task_id,
+            "#sent = :from AND #claimed = :from",
+            "SET #sent = :to, #claimed = :to ADD #failed :unsent",
+            from,
+            total,
+            Some(total - from),
+        )
+        .await
+    }
+}
+
+impl DynamoStatus {
+    /// A segment's own item (empty when it has none yet), strongly consistent.
+    async fn segment_item(
+        &self,
+        table: &str,
+        task_id: &str,
+        segment: SegmentId,
+    ) -> Result<HashMap<String, AttributeValue>, StatusError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key("task-id", s(segment_item_key(task_id, segment)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| status_error(table, &e))?;
+        Ok(out.item.unwrap_or_default())
+    }
+
+    /// One conditional move of the fan-out cursor (`#sent`, `#claimed`).
+    #[allow(clippy::too_many_arguments)]
+    async fn cursor(
+        &self,
+        table: &str,
+        task_id: &str,
+        condition: &str,
+        update: &str,
+        from: u64,
+        to: u64,
+        unsent: Option<u64>,
+    ) -> Result<bool, StatusError> {
+        let mut call = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("task-id", s(task_id))
+            .condition_expression(format!(
+                "attribute_exists(#id) AND attribute_not_exists(#kind) AND {condition}"
+            ))
+            .update_expression(update)
+            .expression_attribute_names("#id", "task-id")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#sent", "fanned-out")
+            .expression_attribute_names("#claimed", "fanning-out")
+            .expression_attribute_values(":from", n(from))
+            .expression_attribute_values(":to", n(to));
+        if let Some(unsent) = unsent {
+            call = call
+                .expression_attribute_names("#failed", "failed-segments")
+                .expression_attribute_values(":unsent", n(unsent));
+        }
+        conditional(table, call.send().await)
+    }
+}
+
+/// The key of `task_id`'s `segment`'s own item, beside the task's: `<task-id>#0x<segment>`.
+/// It holds how the segment ended, its last error, and its backup chain's fence.
+pub fn segment_item_key(task_id: &str, segment: SegmentId) -> String {
+    format!("{task_id}#{segment}")
 }
 
 /// The counters of a status item.
@@ -383,10 +757,6 @@ pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
             .collect(),
         _ => HashMap::new(),
     };
-    let failed_names = match item.get("failed") {
-        Some(AttributeValue::Ss(names)) => names.iter().cloned().collect(),
-        _ => BTreeSet::new(),
-    };
     let notes = match item.get("notes") {
         Some(AttributeValue::L(notes)) => notes
             .iter()
@@ -394,14 +764,17 @@ pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
             .collect(),
         _ => Vec::new(),
     };
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     TaskStatus {
+        cancelled_at: text("cancelled-at"),
+        fanned_out: num("fanned-out"),
+        fanning_out: num("fanning-out"),
         total: num("total-segments"),
         completed: num("completed-segments"),
         failed: num("failed-segments"),
         items: num("items"),
         bytes: num("bytes"),
         errors,
-        failed_names,
         notes,
     }
 }

@@ -17,9 +17,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use solace_codec::SegmentId;
 use solace_codec::sdk::SdkItem;
 use solace_pipeline::{
-    BackupCheckpoint, ErrorKind, Outcome, PipelineError, Progress, RestoreCheckpoint,
+    BackupCheckpoint, ErrorKind, Gated, Outcome, PipelineError, Progress, RestoreCheckpoint,
     RestoreConfig, ScanPage, SegmentError, SegmentJob, StoreError, Table, WriteResult,
-    backup_segment, restore_segment,
+    backup_segment, restore_segment_gated,
 };
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -28,7 +28,7 @@ use crate::context::{Context, Services};
 use crate::error::Error;
 use crate::function::Function;
 use crate::message::{Action, Checkpoint, SegmentMessage};
-use crate::status::{Count, SegmentEnd, StatusStore};
+use crate::status::{CANCELLED, Count, GateState, SegmentEnd, StatusStore};
 use crate::{complete, metrics, records};
 
 /// Handles a batch of segment messages for `action`, stopping work at `deadline` (the
@@ -75,6 +75,35 @@ impl Table for Discard {
 
     async fn has_items(&self) -> Result<bool, StoreError> {
         Ok(false)
+    }
+}
+
+/// A run's gate (docs/protocol.md#gates): open while the task is not cancelled and no other
+/// run has counted the segment.
+struct SegmentGate<S> {
+    ctx: Arc<Context<S>>,
+    table: String,
+    task_id: String,
+    segment: SegmentId,
+}
+
+impl<S: Services> solace_pipeline::Gate for SegmentGate<S> {
+    async fn open(&self, _step: u64) -> Result<bool, StoreError> {
+        let state = self
+            .ctx
+            .services
+            .status()
+            .gate(&self.table, &self.task_id, self.segment)
+            .await
+            .map_err(|e| {
+                let kind = if e.retryable {
+                    ErrorKind::Transient
+                } else {
+                    ErrorKind::Permanent
+                };
+                StoreError::new(kind, "GetItem", e.to_string())
+            })?;
+        Ok(state == GateState::Open)
     }
 }
 
@@ -151,6 +180,32 @@ async fn process<S: Services>(
         total_segments: message.request.total_segments,
     };
     let req = &message.request;
+    let status_table = ctx.config.status_table(action);
+    // Before anything is read or written: a cancelled task, a segment another run counted,
+    // a task that is not this deployment's.
+    match ctx
+        .services
+        .status()
+        .gate(status_table, &message.task_id, segment)
+        .await?
+    {
+        GateState::Open => {}
+        GateState::Cancelled => return count_cancelled(ctx, &message).await,
+        GateState::Ended => {
+            info!("the segment is counted already: this message is consumed");
+            return Ok(());
+        }
+        GateState::NoTask => {
+            error!("no such task in the status table: the segment message is consumed");
+            return Ok(());
+        }
+    }
+    let gate = Arc::new(SegmentGate {
+        ctx: ctx.clone(),
+        table: status_table.to_owned(),
+        task_id: message.task_id.clone(),
+        segment,
+    });
     let bucket = Arc::new(ctx.services.bucket(&req.bucket_region, &req.bucket_name));
     let progress = Arc::new(Progress::default());
 
@@ -161,9 +216,10 @@ async fn process<S: Services>(
                 _ => BackupCheckpoint::default(),
             };
             let start = from.next_batch;
-            let fence =
-                ctx.services
-                    .fence(ctx.config.status_table(action), &message.task_id, segment);
+            let fence = Gated {
+                fence: ctx.services.fence(status_table, &message.task_id, segment),
+                gate: gate.clone(),
+            };
             let table = Arc::new(ctx.services.table(&req.table_region, &req.table_name));
             // Boxed: the pipeline's future is deep, and the binaries' `main` holds all four.
             let result = Box::pin(backup_segment(
@@ -192,9 +248,10 @@ async fn process<S: Services>(
             };
             let start = from.next_batch;
             let table = Arc::new(ctx.services.table(&req.table_region, &req.table_name));
-            let result = Box::pin(restore_segment(
+            let result = Box::pin(restore_segment_gated(
                 table,
                 bucket,
+                &gate,
                 &job,
                 &ctx.restore,
                 from,
@@ -221,9 +278,10 @@ async fn process<S: Services>(
                 write_capacity_per_second: None,
                 ..ctx.restore.clone()
             };
-            let result = Box::pin(restore_segment(
+            let result = Box::pin(restore_segment_gated(
                 Arc::new(Discard),
                 bucket,
+                &gate,
                 &job,
                 &config,
                 from,
@@ -256,7 +314,6 @@ async fn process<S: Services>(
             ("Retries", snap.retries as f64),
         ],
     );
-    let status_table = ctx.config.status_table(action);
     let status = ctx.services.status();
     match run {
         Run::Completed { items, bytes } => {
@@ -272,7 +329,10 @@ async fn process<S: Services>(
             Ok(())
         }
         Run::Fenced => {
-            info!("another run holds the segment's chain: this one stops");
+            if status.gate(status_table, &message.task_id, segment).await? == GateState::Cancelled {
+                return count_cancelled(ctx, &message).await;
+            }
+            info!("another run holds the segment's chain, or counted it: this one stops");
             Ok(())
         }
         Run::Paused(checkpoint) => {
@@ -319,6 +379,33 @@ async fn process<S: Services>(
             }
         }
     }
+}
+
+/// Counts the segment of a cancelled task failed, `cancelled` (docs/request.md#cancel).
+async fn count_cancelled<S: Services>(
+    ctx: &Context<S>,
+    message: &SegmentMessage,
+) -> Result<(), Error> {
+    let action = message.request.action;
+    let end = SegmentEnd::Failed {
+        reason: CANCELLED.to_owned(),
+    };
+    let count = ctx
+        .services
+        .status()
+        .end_segment(
+            ctx.config.status_table(action),
+            &message.task_id,
+            SegmentId(message.segment),
+            &end,
+        )
+        .await?;
+    counted(action.as_str(), count, "SegmentsFailed");
+    info!(?count, "the task is cancelled: the segment stops");
+    if count != Count::NoTask {
+        complete::record_if_done(ctx, &message.task_id, &message.request).await?;
+    }
+    Ok(())
 }
 
 async fn continue_from<S: Services>(

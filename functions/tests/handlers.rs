@@ -8,16 +8,19 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::types::AttributeValue;
+use solace_codec::SegmentId;
 use solace_functions::Function;
 use solace_functions::config::Config;
 use solace_functions::context::{Context, Services};
 use solace_functions::dispatch::dispatch;
 use solace_functions::mem::{MemServices, PutFaults};
 use solace_functions::message::{Checkpoint, SegmentMessage};
+use solace_functions::status::{Count, SegmentEnd, StatusStore};
 use solace_pipeline::sim::{MemObjects, MemTable};
 use solace_pipeline::{BackupConfig, RestoreConfig, RetryPolicy};
 use tokio::time::Instant;
 
+const REQUEST_QUEUE: &str = "mem://request-queue";
 const BACKUP_QUEUE: &str = "mem://backup-queue";
 const RESTORE_QUEUE: &str = "mem://restore-queue";
 const REJECTED_QUEUE: &str = "mem://request-rejected";
@@ -33,6 +36,7 @@ fn fixture(name: &str) -> SqsEvent {
 
 fn config() -> Config {
     Config {
+        request_queue_url: REQUEST_QUEUE.into(),
         backup_queue_url: BACKUP_QUEUE.into(),
         restore_queue_url: RESTORE_QUEUE.into(),
         rejected_queue_url: REJECTED_QUEUE.into(),
@@ -189,15 +193,299 @@ async fn a_backup_request_records_the_task_writes_the_manifest_and_fans_out_each
 }
 
 #[tokio::test]
-async fn a_redelivered_request_creates_no_second_task_and_refans_out() {
+async fn a_redelivered_request_creates_no_second_task_and_sends_no_segment_twice() {
     let ctx = context(services_with_items(10));
     invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
     invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
     assert_eq!(ctx.services.status.calls("CreateTask"), 2);
     let task = ctx.services.status.task("backup-table", BACKUP_TASK);
     assert_eq!(task.map(|t| t.status.total), Some(2));
-    // Fan-out again on purpose: the first may have been cut short by a crash.
-    assert_eq!(messages(&ctx, BACKUP_QUEUE).len(), 4);
+    // The fan-out cursor says both are sent: the redelivery sends nothing.
+    assert_eq!(messages(&ctx, BACKUP_QUEUE).len(), 2);
+}
+
+#[tokio::test]
+async fn a_fan_out_cut_short_is_finished_by_the_redelivered_request() {
+    let ctx = context(services_with_items(10));
+    // Every send fails: the request is handed back with its segments claimed, unsent.
+    ctx.services.queues.fail_next(BACKUP_QUEUE, u32::MAX);
+    let event = fixture("request-backup.json");
+    let id = event.records[0].message_id.clone().expect("id");
+    let response = invoke(&ctx, Function::Request, event).await;
+    assert_eq!(failed_ids(&response), [id]);
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0);
+    let task = ctx.services.status.task("backup-table", BACKUP_TASK);
+    let task = task.expect("task");
+    assert_eq!((task.status.fanned_out, task.status.fanning_out), (0, 2));
+
+    ctx.services.queues.fail_next(BACKUP_QUEUE, 0);
+    let response = invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    let mut segments: Vec<u32> = messages(&ctx, BACKUP_QUEUE)
+        .iter()
+        .map(|m| m.segment)
+        .collect();
+    segments.sort_unstable();
+    assert_eq!(segments, [0, 1], "each segment's first message once");
+}
+
+/// A request event of `body`, with message id `id`.
+fn request_event(id: &str, body: serde_json::Value) -> SqsEvent {
+    let mut event = fixture("request-backup.json");
+    event.records[0].message_id = Some(id.to_owned());
+    event.records[0].body = Some(body.to_string());
+    event
+}
+
+#[tokio::test]
+async fn a_million_segment_task_fans_out_across_invocations_and_counts_exactly() {
+    const SEGMENTS: u32 = 1_000_000;
+    let ctx = context(services_with_items(1));
+    let ctx = Arc::new(Context {
+        config: Config {
+            max_segments: SEGMENTS,
+            fan_out_per_invocation: 300_000,
+            ..ctx.config.clone()
+        },
+        backup: ctx.backup.clone(),
+        restore: ctx.restore.clone(),
+        services: Arc::try_unwrap(ctx).map(|c| c.services).expect("one owner"),
+    });
+    let mut body: serde_json::Value = serde_json::from_str(
+        fixture("request-backup.json").records[0]
+            .body
+            .as_deref()
+            .unwrap_or_default(),
+    )
+    .expect("json");
+    body["total-segments"] = SEGMENTS.into();
+    let mut pending = vec![request_event(BACKUP_TASK, body)];
+    let mut invocations = 0;
+    let mut first = vec![0u8; SEGMENTS as usize];
+    while let Some(event) = pending.pop() {
+        invocations += 1;
+        assert!(invocations <= 10, "the fan-out never ends");
+        let response = invoke(&ctx, Function::Request, event).await;
+        assert!(failed_ids(&response).is_empty(), "{response:?}");
+        for m in messages(&ctx, BACKUP_QUEUE) {
+            assert!(m.checkpoint.is_none() && m.task_id == BACKUP_TASK);
+            first[m.segment as usize] += 1;
+        }
+        for body in ctx.services.queues.drain(REQUEST_QUEUE) {
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            assert_eq!(v["action"], "fan-out");
+            pending.push(request_event("a-continuation", v));
+        }
+    }
+    assert_eq!(invocations, 4, "300,000 segments an invocation");
+    assert!(
+        first.iter().all(|&n| n == 1),
+        "every segment's first message sent exactly once"
+    );
+
+    // Every segment counted twice (a duplicate of each), a few failed: counted once each.
+    let status = &ctx.services.status;
+    let table = "backup-table";
+    for round in 0..2 {
+        for segment in 0..SEGMENTS {
+            let end = if segment % 100_000 == 7 {
+                SegmentEnd::Failed {
+                    reason: format!("segment {segment} failed"),
+                }
+            } else {
+                SegmentEnd::Completed { items: 2, bytes: 3 }
+            };
+            let count = status
+                .end_segment(table, BACKUP_TASK, SegmentId(segment), &end)
+                .await
+                .expect("count");
+            let want = if round == 0 {
+                Count::Counted
+            } else {
+                Count::AlreadyCounted
+            };
+            assert_eq!(count, want, "segment {segment}, round {round}");
+        }
+    }
+    let task = status.task(table, BACKUP_TASK).expect("task").status;
+    assert_eq!(
+        (task.total, task.completed, task.failed),
+        (1_000_000, 999_990, 10)
+    );
+    assert_eq!((task.items, task.bytes), (2 * 999_990, 3 * 999_990));
+    assert!(task.is_done() && task.failed());
+    assert_eq!(task.errors.len(), 10);
+}
+
+/// A backup of `n` items whose segment 0 has written three batches and continues in the
+/// returned message, segment 1 not run yet (its first message returned too).
+async fn a_backup_under_way(n: u64) -> (Arc<Context<MemServices>>, SegmentMessage, SegmentMessage) {
+    let ctx = context(services_with_items(n));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    let mut first = messages(&ctx, BACKUP_QUEUE);
+    first.sort_by_key(|m| m.segment);
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    bucket.set_faults(PutFaults {
+        succeed: 3,
+        fail: u64::MAX,
+    });
+    let response = invoke(&ctx, Function::Backup, event_of(&first[0])).await;
+    assert!(failed_ids(&response).is_empty());
+    bucket.set_faults(PutFaults::default());
+    let next = messages(&ctx, BACKUP_QUEUE);
+    assert_eq!(next.len(), 1, "a continuation");
+    (ctx, next[0].clone(), first[1].clone())
+}
+
+fn cancel_event(id: &str, task: &str) -> SqsEvent {
+    request_event(id, serde_json::json!({"action": "cancel", "task-id": task}))
+}
+
+#[tokio::test]
+async fn a_cancel_mid_backup_stops_every_segment_and_writes_no_batch_after_it() {
+    let (ctx, continuation, segment_1) = a_backup_under_way(80).await;
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    let before = bucket.objects.keys();
+    let response = invoke(
+        &ctx,
+        Function::Request,
+        cancel_event("cancel-1", BACKUP_TASK),
+    )
+    .await;
+    assert!(failed_ids(&response).is_empty());
+    assert!(rejections(&ctx).is_empty());
+    // Redelivered: the same cancel, accepted again.
+    invoke(
+        &ctx,
+        Function::Request,
+        cancel_event("cancel-1", BACKUP_TASK),
+    )
+    .await;
+    assert!(rejections(&ctx).is_empty());
+
+    for message in [continuation, segment_1] {
+        let response = invoke(&ctx, Function::Backup, event_of(&message)).await;
+        assert!(failed_ids(&response).is_empty());
+    }
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0, "no continuation");
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task")
+        .status;
+    assert_eq!((task.completed, task.failed), (0, 2));
+    assert!(task.is_done() && task.failed());
+    assert_eq!(task.errors["0x0"], "cancelled");
+    assert_eq!(task.errors["0x1"], "cancelled");
+    // Nothing but the completion record was written after the cancel.
+    let mut after = bucket.objects.keys();
+    after.retain(|k| !before.contains(k));
+    assert_eq!(after, [completion_key()]);
+    let record: serde_json::Value =
+        serde_json::from_slice(&bucket.objects.get_now(&completion_key()).expect("record"))
+            .expect("json");
+    assert_eq!(record["failed-segments"], 2);
+
+    // A finished task cannot be cancelled; neither can one no deployment knows.
+    invoke(
+        &ctx,
+        Function::Request,
+        cancel_event("cancel-2", BACKUP_TASK),
+    )
+    .await;
+    invoke(
+        &ctx,
+        Function::Request,
+        cancel_event("cancel-3", "no-such-task"),
+    )
+    .await;
+    invoke(&ctx, Function::Request, cancel_event("cancel-4", "a#0x1")).await;
+    let reasons = rejections(&ctx);
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].contains("cancelled already"), "{reasons:?}");
+    assert!(reasons[1].contains("no such task"), "{reasons:?}");
+    assert!(reasons[2].contains("is not a task id"), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn a_cancel_of_a_finished_task_is_rejected_with_the_reason() {
+    let ctx = backed_up(20).await;
+    invoke(
+        &ctx,
+        Function::Request,
+        cancel_event("cancel-1", BACKUP_TASK),
+    )
+    .await;
+    let reasons = rejections(&ctx);
+    assert!(
+        reasons.len() == 1 && reasons[0].contains("has finished"),
+        "{reasons:?}"
+    );
+    let task = ctx.services.status.task("backup-table", BACKUP_TASK);
+    assert!(task.is_some_and(|t| t.status.cancelled_at.is_none()));
+}
+
+#[tokio::test]
+async fn a_cancel_mid_restore_stops_its_segments_and_writes_no_item_after_it() {
+    let ctx = backed_up(60).await;
+    invoke(&ctx, Function::Request, fixture("request-restore.json")).await;
+    let mut first = messages(&ctx, RESTORE_QUEUE);
+    first.sort_by_key(|m| m.segment);
+    run_segment(&ctx, Function::Restore, RESTORE_QUEUE, first[0].clone()).await;
+    let target = ctx.services.table("us-east-1", "orders-restored");
+    let written = target.len();
+    assert!(written > 0, "segment 0 restored");
+
+    invoke(
+        &ctx,
+        Function::Request,
+        cancel_event("cancel-1", RESTORE_TASK),
+    )
+    .await;
+    assert!(rejections(&ctx).is_empty());
+    // Segment 1 runs twice (a duplicate): counted failed once, writes nothing.
+    for _ in 0..2 {
+        let response = invoke(&ctx, Function::Restore, event_of(&first[1])).await;
+        assert!(failed_ids(&response).is_empty());
+    }
+    assert_eq!(target.len(), written, "no item written after the cancel");
+    let task = ctx
+        .services
+        .status
+        .task("restore-table", RESTORE_TASK)
+        .expect("task")
+        .status;
+    assert_eq!((task.completed, task.failed), (1, 1));
+    assert_eq!(task.errors["0x1"], "cancelled");
+    assert!(task.is_done());
+}
+
+#[tokio::test]
+async fn a_late_duplicate_of_a_counted_restore_segment_writes_nothing() {
+    let ctx = backed_up(60).await;
+    invoke(&ctx, Function::Request, fixture("request-restore.json")).await;
+    let first = messages(&ctx, RESTORE_QUEUE);
+    for m in &first {
+        run_segment(&ctx, Function::Restore, RESTORE_QUEUE, m.clone()).await;
+    }
+    let target = ctx.services.table("us-east-1", "orders-restored");
+    // The application writes after the restore; a late duplicate must not overwrite it.
+    let mut changed = target.items()[0].clone();
+    changed.insert("n".to_owned(), AttributeValue::S("changed since".into()));
+    target.insert(changed.clone());
+    for m in &first {
+        let response = invoke(&ctx, Function::Restore, event_of(m)).await;
+        assert!(failed_ids(&response).is_empty());
+    }
+    assert_eq!(target.get(&changed), Some(changed));
+    let task = ctx
+        .services
+        .status
+        .task("restore-table", RESTORE_TASK)
+        .expect("task")
+        .status;
+    assert_eq!((task.completed, task.failed), (2, 0));
 }
 
 #[tokio::test]
@@ -313,8 +601,13 @@ async fn a_transient_failure_after_progress_continues_past_the_batches_already_w
         panic!("a continuation with a backup checkpoint: {next:?}");
     };
     assert_eq!(checkpoint.next_batch, 3, "the checkpoint the run reached");
-    let task = ctx.services.status.task("backup-table", BACKUP_TASK);
-    assert!(task.is_some_and(|t| t.status.errors.contains_key("0x0")));
+    let noted = ctx
+        .services
+        .status
+        .segment_error("backup-table", BACKUP_TASK, SegmentId(0))
+        .await
+        .expect("read");
+    assert!(noted.is_some(), "the segment's item holds its last error");
 
     bucket.set_faults(PutFaults::default());
     run_segment(&ctx, Function::Backup, BACKUP_QUEUE, next[0].clone()).await;
@@ -399,6 +692,10 @@ async fn a_dead_letter_for_a_task_that_does_not_exist_is_consumed() {
         "consumed, not retried for 14 days"
     );
     assert_eq!(ctx.services.status.calls("EndSegment"), 0);
+    // Before the limit too: not re-routed, consumed.
+    let response = invoke(&ctx, Function::Redrive, fixture("dead-letter.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0, "not re-routed");
 }
 
 #[tokio::test]

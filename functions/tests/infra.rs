@@ -57,6 +57,7 @@ fn triggers(function: Function) -> BTreeSet<&'static str> {
 fn resource_variable(name: &str) -> Option<(&'static str, &'static str, String)> {
     let defaults = Config::from_lookup(|_| None).expect("defaults");
     Some(match name {
+        "SOLACE_REQUEST_QUEUE_URL" => ("aws_sqs_queue", "url", names::REQUEST_QUEUE.into()),
         "SOLACE_BACKUP_QUEUE_URL" => ("aws_sqs_queue", "url", names::BACKUP_QUEUE.into()),
         "SOLACE_RESTORE_QUEUE_URL" => ("aws_sqs_queue", "url", names::RESTORE_QUEUE.into()),
         "SOLACE_REJECTED_QUEUE_URL" => ("aws_sqs_queue", "url", names::REJECTED_QUEUE.into()),

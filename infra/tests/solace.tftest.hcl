@@ -177,7 +177,7 @@ run "defaults" {
   }
   assert {
     condition = (
-      toset(keys(aws_lambda_function.fn["request"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_BACKUP_QUEUE_URL", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_REJECTED_QUEUE_URL", "SOLACE_BACKUP_STATUS_TABLE", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_MAX_SEGMENTS"]) &&
+      toset(keys(aws_lambda_function.fn["request"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_REQUEST_QUEUE_URL", "SOLACE_BACKUP_QUEUE_URL", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_REJECTED_QUEUE_URL", "SOLACE_BACKUP_STATUS_TABLE", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_MAX_SEGMENTS"]) &&
       toset(keys(aws_lambda_function.fn["backup"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_BACKUP_QUEUE_URL", "SOLACE_BACKUP_STATUS_TABLE", "SOLACE_BATCH_BYTES", "SOLACE_COMPRESSION_LEVEL", "SOLACE_DEADLINE_MARGIN_MS"]) &&
       toset(keys(aws_lambda_function.fn["restore"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_DEADLINE_MARGIN_MS"]) &&
       toset(keys(aws_lambda_function.fn["redrive"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_BACKUP_QUEUE_URL", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_BACKUP_STATUS_TABLE", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_REDRIVE_LIMIT"])

@@ -85,3 +85,63 @@ impl<F: Fence> Fence for Arc<F> {
         (**self).position()
     }
 }
+
+/// Whether a run may still write (docs/protocol.md#gates): asked before each step (a
+/// backup's proposal, a restore's batch), so a run stops at its next step boundary once its
+/// task is cancelled or its segment is counted by another run.
+pub trait Gate: Send + Sync + 'static {
+    /// `Ok(false)`: write nothing more; the run ends with `Outcome::Fenced`.
+    fn open(&self, step: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Always open: nothing outside the run can stop it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Open;
+
+impl Gate for Open {
+    async fn open(&self, _: u64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+}
+
+impl<G: Gate> Gate for Arc<G> {
+    fn open(&self, step: u64) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).open(step)
+    }
+}
+
+/// A fence whose proposals also need `gate` open: a closed gate refuses the proposal, so the
+/// run stops before it uploads the step.
+#[derive(Debug, Clone)]
+pub struct Gated<F, G> {
+    pub fence: F,
+    pub gate: G,
+}
+
+impl<F: Fence, G: Gate> Fence for Gated<F, G> {
+    async fn propose(
+        &self,
+        step: u64,
+        sha256: &str,
+        next: &BackupCheckpoint,
+    ) -> Result<bool, StoreError> {
+        if !self.gate.open(step).await? {
+            return Ok(false);
+        }
+        self.fence.propose(step, sha256, next).await
+    }
+
+    fn commit(
+        &self,
+        step: u64,
+        sha256: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.fence.commit(step, sha256)
+    }
+
+    fn position(
+        &self,
+    ) -> impl Future<Output = Result<Option<BackupCheckpoint>, StoreError>> + Send {
+        self.fence.position()
+    }
+}

@@ -38,9 +38,9 @@ mod stage;
 pub mod store;
 
 pub use backup::{BackupConfig, backup_segment};
-pub use fence::{Fence, Unfenced};
+pub use fence::{Fence, Gate, Gated, Open, Unfenced};
 pub use progress::{Progress, ProgressSnapshot};
-pub use restore::{RestoreConfig, restore_segment};
+pub use restore::{RestoreConfig, restore_segment, restore_segment_gated};
 pub use retry::{CapacityLimiter, Retrier, RetryError, RetryPolicy};
 pub use segment::{
     BackupCheckpoint, Outcome, PipelineError, RestoreCheckpoint, SegmentError, SegmentJob,

@@ -23,6 +23,7 @@ use solace_codec::{BatchDecoder, BatchId, DecodeError};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use crate::fence::{Gate, Open};
 use crate::progress::Progress;
 use crate::retry::{CapacityLimiter, Retrier, RetryPolicy};
 use crate::segment::{Outcome, PipelineError, RestoreCheckpoint, SegmentError, SegmentJob};
@@ -74,6 +75,23 @@ struct Decoded {
 pub async fn restore_segment<T: Table, O: Objects>(
     table: Arc<T>,
     objects: Arc<O>,
+    job: &SegmentJob,
+    config: &RestoreConfig,
+    from: RestoreCheckpoint,
+    deadline: Instant,
+    progress: Arc<Progress>,
+) -> Result<Outcome<RestoreCheckpoint>, SegmentError<RestoreCheckpoint>> {
+    restore_segment_gated(table, objects, &Open, job, config, from, deadline, progress).await
+}
+
+/// [`restore_segment`], asking `gate` before the first item of each batch is written: a
+/// closed gate ends the run with `Outcome::Fenced` at the checkpoint it reached, and writes
+/// in flight for the batch before are dropped (docs/protocol.md#gates).
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_segment_gated<T: Table, O: Objects, G: Gate>(
+    table: Arc<T>,
+    objects: Arc<O>,
+    gate: &G,
     job: &SegmentJob,
     config: &RestoreConfig,
     from: RestoreCheckpoint,
@@ -160,6 +178,17 @@ pub async fn restore_segment<T: Table, O: Objects>(
         let may_take = !(taken > 0 && late);
         if queued.is_empty() && may_take {
             if let Some(batch) = ready.take() {
+                match retrier.run(|| gate.open(batch.id.0)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        info!(segment = %segment, batch = %batch.id, "gate closed: the run stops");
+                        return Ok(Outcome::Fenced(checkpoint));
+                    }
+                    Err(source) => {
+                        let what = format!("the gate of segment {segment}");
+                        return stopped(&from, checkpoint, PipelineError::Store { what, source });
+                    }
+                }
                 taken += 1;
                 let chunks = chunks(batch.items);
                 writing.push_back(Writing {
