@@ -115,7 +115,7 @@ data "aws_iam_policy_document" "request" {
   statement {
     sid       = "ManifestBuckets"
     effect    = "Allow"
-    actions   = ["s3:ListBucket"]
+    actions   = ["s3:GetBucketObjectLockConfiguration", "s3:ListBucket"]
     resources = local.data_bucket_arns
     condition {
       test     = "StringEquals"
@@ -127,7 +127,7 @@ data "aws_iam_policy_document" "request" {
   statement {
     sid       = "ManifestObjects"
     effect    = "Allow"
-    actions   = ["s3:GetObject", "s3:PutObject"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"]
     resources = local.data_object_arns
     condition {
       test     = "StringEquals"
@@ -137,12 +137,12 @@ data "aws_iam_policy_document" "request" {
   }
 
   dynamic "statement" {
-    for_each = length(var.data_kms_key_arns) > 0 ? ["kms"] : []
+    for_each = length(local.data_kms_keys) > 0 ? ["kms"] : []
     content {
       sid       = "DataBucketKeys"
       effect    = "Allow"
       actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = var.data_kms_key_arns
+      resources = local.data_kms_keys
       condition {
         test     = "StringLike"
         variable = "kms:ViaService"
@@ -203,7 +203,7 @@ data "aws_iam_policy_document" "backup" {
   statement {
     sid       = "WriteBatches"
     effect    = "Allow"
-    actions   = ["s3:GetObject", "s3:PutObject"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"]
     resources = local.data_object_arns
     condition {
       test     = "StringEquals"
@@ -213,12 +213,12 @@ data "aws_iam_policy_document" "backup" {
   }
 
   dynamic "statement" {
-    for_each = length(var.data_kms_key_arns) > 0 ? ["kms"] : []
+    for_each = length(local.data_kms_keys) > 0 ? ["kms"] : []
     content {
       sid       = "DataBucketKeys"
       effect    = "Allow"
       actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = var.data_kms_key_arns
+      resources = local.data_kms_keys
       condition {
         test     = "StringLike"
         variable = "kms:ViaService"
@@ -288,12 +288,12 @@ data "aws_iam_policy_document" "restore" {
   }
 
   dynamic "statement" {
-    for_each = length(var.data_kms_key_arns) > 0 ? ["kms"] : []
+    for_each = length(local.data_kms_keys) > 0 ? ["kms"] : []
     content {
       sid       = "DataBucketKeys"
       effect    = "Allow"
       actions   = ["kms:Decrypt"]
-      resources = var.data_kms_key_arns
+      resources = local.data_kms_keys
       condition {
         test     = "StringLike"
         variable = "kms:ViaService"

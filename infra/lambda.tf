@@ -9,6 +9,16 @@ locals {
     SOLACE_EXPECTED_BUCKET_OWNER = var.expected_bucket_owner
   }
 
+  # Functions that write a backup's objects encrypt them with this key (SSE-KMS), or SSE-S3.
+  optional_backup_key_env = var.backup_kms_key_arn == "" ? {} : {
+    SOLACE_BACKUP_KMS_KEY_ARN = var.backup_kms_key_arn
+  }
+
+  optional_retention_env = var.retention_mode == "" ? {} : {
+    SOLACE_RETENTION_MODE = var.retention_mode
+    SOLACE_RETENTION_DAYS = tostring(var.retention_days)
+  }
+
   function_env = {
     request = merge(
       {
@@ -22,6 +32,8 @@ locals {
         SOLACE_MAX_SEGMENTS         = tostring(var.max_segments)
       },
       local.optional_bucket_owner_env,
+      local.optional_backup_key_env,
+      local.optional_retention_env,
     )
     backup = merge(
       {
@@ -34,6 +46,7 @@ locals {
       },
       var.read_capacity_limit == null ? {} : { SOLACE_READ_CAPACITY_LIMIT = tostring(var.read_capacity_limit) },
       local.optional_bucket_owner_env,
+      local.optional_backup_key_env,
     )
     restore = merge(
       {

@@ -5,6 +5,9 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
 
+  # KMS keys of data buckets the functions may use: the ones named, and the backups' own.
+  data_kms_keys = distinct(compact(concat(var.data_kms_key_arns, [var.backup_kms_key_arn])))
+
   # Short deployment name for the few resources that need one word.
   deployment = var.name_prefix == "" ? "solace" : trimsuffix(var.name_prefix, "-")
 

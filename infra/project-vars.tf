@@ -379,6 +379,36 @@ variable "data_bucket_account_ids" {
   default     = []
 }
 
+variable "backup_kms_key_arn" {
+  description = "KMS key every object of a backup is written with (SSE-KMS, with the S3 bucket key). \"\" = SSE-S3. The functions get kms:GenerateDataKey and kms:Decrypt on it (it joins data_kms_key_arns)."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.backup_kms_key_arn == "" || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.backup_kms_key_arn))
+    error_message = "backup_kms_key_arn must be \"\" (SSE-S3) or a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>)."
+  }
+}
+
+variable "retention_mode" {
+  description = "Object Lock mode of every object of a backup whose request names no retention: \"GOVERNANCE\" or \"COMPLIANCE\". \"\" = none. The buckets must be versioned with Object Lock enabled (README: Immutable backups); a backup to another bucket is rejected."
+  type        = string
+  default     = ""
+  validation {
+    condition     = contains(["", "GOVERNANCE", "COMPLIANCE"], var.retention_mode)
+    error_message = "retention_mode must be \"\", \"GOVERNANCE\" or \"COMPLIANCE\"."
+  }
+}
+
+variable "retention_days" {
+  description = "Days each object of a backup stays locked, from its write, with retention_mode."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.retention_days >= 1 && var.retention_days <= 36500 && floor(var.retention_days) == var.retention_days
+    error_message = "retention_days must be a whole number of days, 1 to 36500."
+  }
+}
+
 variable "data_kms_key_arns" {
   description = "KMS keys of SSE-KMS encrypted data buckets: the functions get kms:GenerateDataKey (backup writes) and kms:Decrypt (restore reads) on them. [] = none (buckets use SSE-S3)."
   type        = list(string)

@@ -45,6 +45,8 @@ fn config(tag: &str) -> Config {
         // limiter at work.
         write_capacity_limit: Some(40.0),
         expected_bucket_owner: None,
+        backup_kms_key: None,
+        default_retention: None,
         // Pages of 4 items, and so batches of 4 items (a batch closes on the first page
         // boundary past 8 KB): ~55 batches a segment, each step far inside the margin.
         scan_page_limit: Some(4),

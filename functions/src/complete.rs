@@ -48,7 +48,14 @@ pub async fn record_if_done<S: Services>(
         .services
         .bucket(&request.bucket_region, &request.bucket_name);
     bucket
-        .put_new(&key, Bytes::from(record.to_json()), &ObjectMeta::default())
+        .put_new(
+            &key,
+            Bytes::from(record.to_json()),
+            &ObjectMeta {
+                retention: request.retention(),
+                ..ObjectMeta::default()
+            },
+        )
         .await
         .map_err(|source| Error::Bucket {
             bucket: request.bucket_name.clone(),

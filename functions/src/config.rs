@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use solace_pipeline::{Retention, RetentionMode};
+
 use crate::function::Function;
 use crate::message::Action;
 
@@ -48,6 +50,9 @@ pub const ENV_VARS: &[(Function, &[&str])] = &[
             "SOLACE_RESTORE_STATUS_TABLE",
             "SOLACE_MAX_SEGMENTS",
             "SOLACE_EXPECTED_BUCKET_OWNER",
+            "SOLACE_BACKUP_KMS_KEY_ARN",
+            "SOLACE_RETENTION_MODE",
+            "SOLACE_RETENTION_DAYS",
         ],
     ),
     (
@@ -61,6 +66,7 @@ pub const ENV_VARS: &[(Function, &[&str])] = &[
             "SOLACE_DEADLINE_MARGIN_MS",
             "SOLACE_READ_CAPACITY_LIMIT",
             "SOLACE_EXPECTED_BUCKET_OWNER",
+            "SOLACE_BACKUP_KMS_KEY_ARN",
         ],
     ),
     (
@@ -124,6 +130,49 @@ where
         .transpose()
 }
 
+/// `SOLACE_RETENTION_MODE` and `SOLACE_RETENTION_DAYS`: both or neither.
+fn retention(var: &Vars) -> Result<Option<Retention>, ConfigError> {
+    let mode = match var("SOLACE_RETENTION_MODE") {
+        None => None,
+        Some(v) => Some(match v.trim() {
+            "GOVERNANCE" => RetentionMode::Governance,
+            "COMPLIANCE" => RetentionMode::Compliance,
+            _ => {
+                return Err(ConfigError {
+                    name: "SOLACE_RETENTION_MODE",
+                    value: v,
+                    reason: "must be GOVERNANCE or COMPLIANCE".into(),
+                });
+            }
+        }),
+    };
+    let days: Option<u32> = optional(var, "SOLACE_RETENTION_DAYS")?;
+    match (mode, days) {
+        (None, None) => Ok(None),
+        (Some(mode), Some(days)) if (1..=MAX_RETENTION_DAYS).contains(&days) => {
+            Ok(Some(Retention { mode, days }))
+        }
+        (Some(_), Some(days)) => Err(ConfigError {
+            name: "SOLACE_RETENTION_DAYS",
+            value: days.to_string(),
+            reason: format!("must be 1 to {MAX_RETENTION_DAYS}"),
+        }),
+        (Some(mode), None) => Err(ConfigError {
+            name: "SOLACE_RETENTION_DAYS",
+            value: String::new(),
+            reason: format!("must be set with SOLACE_RETENTION_MODE={}", mode.as_str()),
+        }),
+        (None, Some(days)) => Err(ConfigError {
+            name: "SOLACE_RETENTION_MODE",
+            value: String::new(),
+            reason: format!("must be set with SOLACE_RETENTION_DAYS={days}"),
+        }),
+    }
+}
+
+/// The longest retention a backup may ask for (100 years).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
 /// Every setting any function reads; each function uses its own part.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -142,6 +191,12 @@ pub struct Config {
     pub read_capacity_limit: Option<f64>,
     pub write_capacity_limit: Option<f64>,
     pub expected_bucket_owner: Option<String>,
+    /// The KMS key every object of a backup is encrypted with (SSE-KMS, S3 bucket key on);
+    /// `None`: SSE-S3.
+    pub backup_kms_key: Option<String>,
+    /// The Object Lock retention of a backup whose request names none; `None`: no
+    /// retention unless the request asks.
+    pub default_retention: Option<Retention>,
     /// Items per scan page (DynamoDB's 1 MB limit applies anyway). Not an environment
     /// variable: `solace local` and tests set it for slow emulators.
     pub scan_page_limit: Option<i32>,
@@ -181,6 +236,8 @@ impl Config {
             read_capacity_limit: optional(&var, "SOLACE_READ_CAPACITY_LIMIT")?,
             write_capacity_limit: optional(&var, "SOLACE_WRITE_CAPACITY_LIMIT")?,
             expected_bucket_owner: var("SOLACE_EXPECTED_BUCKET_OWNER"),
+            backup_kms_key: var("SOLACE_BACKUP_KMS_KEY_ARN"),
+            default_retention: retention(&var)?,
             scan_page_limit: None,
             fan_out_per_invocation: 200_000,
         };
@@ -277,9 +334,65 @@ mod tests {
     fn every_declared_variable_sets_something() {
         let defaults = Config::from_lookup(|_| None).expect("defaults");
         for name in declared() {
-            let config = Config::from_lookup(|n| (n == name).then(|| "5".to_owned()))
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            // The retention pair is set together; every other variable alone.
+            let pair = ["SOLACE_RETENTION_MODE", "SOLACE_RETENTION_DAYS"];
+            let config = Config::from_lookup(|n| match n {
+                "SOLACE_RETENTION_MODE" if pair.contains(&name) => Some("GOVERNANCE".to_owned()),
+                "SOLACE_RETENTION_DAYS" if pair.contains(&name) => Some("5".to_owned()),
+                _ => (n == name).then(|| "5".to_owned()),
+            })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_ne!(config, defaults, "{name} changes nothing");
+        }
+    }
+
+    #[test]
+    fn a_retention_needs_both_a_mode_and_a_number_of_days() {
+        let with = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            Config::from_lookup(move |n| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()))
+        };
+        let ok = with(&[
+            ("SOLACE_RETENTION_MODE", "COMPLIANCE"),
+            ("SOLACE_RETENTION_DAYS", "30"),
+        ])
+        .expect("a retention");
+        assert_eq!(
+            ok.default_retention,
+            Some(Retention {
+                mode: RetentionMode::Compliance,
+                days: 30
+            })
+        );
+        for (pairs, named) in [
+            (
+                &[("SOLACE_RETENTION_MODE", "COMPLIANCE")][..],
+                "SOLACE_RETENTION_DAYS",
+            ),
+            (
+                &[("SOLACE_RETENTION_DAYS", "30")][..],
+                "SOLACE_RETENTION_MODE",
+            ),
+            (
+                &[
+                    ("SOLACE_RETENTION_MODE", "forever"),
+                    ("SOLACE_RETENTION_DAYS", "30"),
+                ][..],
+                "SOLACE_RETENTION_MODE",
+            ),
+            (
+                &[
+                    ("SOLACE_RETENTION_MODE", "GOVERNANCE"),
+                    ("SOLACE_RETENTION_DAYS", "0"),
+                ][..],
+                "SOLACE_RETENTION_DAYS",
+            ),
+        ] {
+            let err = with(pairs).expect_err("refused");
+            assert_eq!(err.name, named, "{pairs:?}");
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use aws_config::SdkConfig;
 use solace_codec::EncoderConfig;
 use solace_codec::SegmentId;
-use solace_pipeline::aws::{DynamoTable, S3Objects};
+use solace_pipeline::aws::{DynamoTable, Encryption, S3Objects};
 use solace_pipeline::{BackupConfig, Fence, Objects, RestoreConfig, Table};
 
 use crate::config::Config;
@@ -110,6 +110,7 @@ pub struct AwsServices {
     status: DynamoStatus,
     queues: SqsQueues,
     expected_bucket_owner: Option<String>,
+    encryption: Encryption,
     scan_page_limit: Option<i32>,
     dynamodb: Cache<aws_sdk_dynamodb::Client>,
     s3: Cache<aws_sdk_s3::Client>,
@@ -133,6 +134,10 @@ impl AwsServices {
             status: DynamoStatus::new(status),
             queues: SqsQueues::new(sqs),
             expected_bucket_owner: config.expected_bucket_owner.clone(),
+            encryption: match &config.backup_kms_key {
+                Some(key) => Encryption::Kms { key: key.clone() },
+                None => Encryption::S3Managed,
+            },
             scan_page_limit: config.scan_page_limit,
             dynamodb: Mutex::default(),
             s3: Mutex::default(),
@@ -174,6 +179,7 @@ impl Services for AwsServices {
 
     fn bucket(&self, region: &str, name: &str) -> S3Objects {
         S3Objects::new(self.s3(region), name, self.expected_bucket_owner.clone())
+            .with_encryption(self.encryption.clone())
     }
 
     fn fence(&self, status_table: &str, task_id: &str, segment: SegmentId) -> DynamoFence {

@@ -97,6 +97,7 @@ impl StatusStore for MemStatus {
         task_id: &str,
         request: &Request,
         created_at: &str,
+        requested_by: &str,
         notes: &[String],
     ) -> Result<bool, StatusError> {
         self.call("CreateTask");
@@ -113,6 +114,8 @@ impl StatusStore for MemStatus {
                 status: TaskStatus {
                     total: u64::from(request.total_segments),
                     notes: notes.to_vec(),
+                    requested_by: (!requested_by.is_empty()).then(|| requested_by.to_owned()),
+                    request: Some(request.clone()),
                     ..TaskStatus::default()
                 },
                 cancelled_by: None,
@@ -133,6 +136,9 @@ impl StatusStore for MemStatus {
         let Some(task) = tasks.get_mut(&key(table, task_id)) else {
             return Ok(Count::NoTask);
         };
+        if u64::from(segment.0) >= task.status.total {
+            return Ok(Count::NoTask);
+        }
         let mut segments = lock(&self.segments);
         let item = segments
             .entry((key(table, task_id), segment.0))
@@ -428,6 +434,10 @@ impl Objects for MemBucket {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.objects.list(prefix).await
+    }
+
+    async fn object_lock_enabled(&self) -> Result<bool, StoreError> {
+        self.objects.object_lock_enabled().await
     }
 }
 

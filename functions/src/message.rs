@@ -2,7 +2,7 @@
 //! messages (docs/messages.md#segment-message).
 
 use serde::{Deserialize, Serialize};
-use solace_pipeline::{BackupCheckpoint, RestoreCheckpoint};
+use solace_pipeline::{BackupCheckpoint, RestoreCheckpoint, Retention, RetentionMode};
 
 /// What a task does: `backup`, `restore`, or `verify` (re-read and check every batch of a
 /// backup, writing no table).
@@ -47,6 +47,8 @@ impl From<VerifyFields> for Request {
             bucket_prefix: v.bucket_prefix,
             allow_non_empty_table: false,
             allow_incomplete_backup: false,
+            retention_mode: None,
+            retention_days: None,
         }
     }
 }
@@ -71,6 +73,22 @@ pub struct Request {
     /// Restore only: restore what a backup committed although it never completed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_incomplete_backup: bool,
+    /// Backup only: the Object Lock mode of every object it writes (with `retention-days`).
+    /// The request function fills in the deployment's default when the request names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_mode: Option<RetentionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+}
+
+impl Request {
+    /// The retention the request asks for, when it names both halves.
+    pub fn retention(&self) -> Option<Retention> {
+        Some(Retention {
+            mode: self.retention_mode?,
+            days: self.retention_days?,
+        })
+    }
 }
 
 /// Where a segment continues.

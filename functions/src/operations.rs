@@ -36,11 +36,15 @@ pub const CALLS: &[(Function, &[&str])] = &[
             "dynamodb:Scan",
             // status::cancel_task, the fan-out cursor (claim, confirm, fail_unsent)
             "dynamodb:UpdateItem",
+            // a backup with a retention: its bucket must have Object Lock
+            "s3:GetBucketObjectLockConfiguration",
             // the backup's manifest: S3Objects::get (restore), S3Objects::put (backup);
             // ListBucket so that a missing manifest reads as NoSuchKey (see iam_actions)
             "s3:GetObject",
             "s3:ListBucket",
+            // PutObjectRetention: the manifest of a backup with a retention
             "s3:PutObject",
+            "s3:PutObjectRetention",
             // fan-out (SendMessageBatch), its continuation and rejections (SendMessage)
             "sqs:SendMessage",
         ],
@@ -58,8 +62,10 @@ pub const CALLS: &[(Function, &[&str])] = &[
             // for the segment marker; ListBucket so that a missing key reads as NoSuchKey
             "s3:GetObject",
             "s3:ListBucket",
-            // S3Objects::put_new: batches, the segment marker, the completion record
+            // S3Objects::put_new: batches, the segment marker, the completion record, with
+            // their Object Lock retention when the backup has one
             "s3:PutObject",
+            "s3:PutObjectRetention",
             // Context::send_segment: the continuation
             "sqs:SendMessage",
         ],
@@ -126,10 +132,13 @@ pub fn iam_actions(service: &str, operation: &str) -> Vec<String> {
         // A transaction is authorized as its parts: Solace's hold only updates.
         ("DynamoDB", "TransactWriteItems") => &["dynamodb:UpdateItem"],
         ("S3", "GetObject" | "HeadObject") => &["s3:GetObject", "s3:ListBucket"],
-        (
-            "S3",
-            "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload",
-        ) => &["s3:PutObject"],
+        // With Object Lock headers a PutObject also needs s3:PutObjectRetention; every
+        // function that writes objects may write a backup's, so both are declared.
+        ("S3", "PutObject") => &["s3:PutObject", "s3:PutObjectRetention"],
+        ("S3", "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload") => {
+            &["s3:PutObject"]
+        }
+        ("S3", "GetObjectLockConfiguration") => &["s3:GetBucketObjectLockConfiguration"],
         ("S3", "ListObjectsV2" | "ListObjects" | "HeadBucket") => &["s3:ListBucket"],
         ("S3", "DeleteObject" | "DeleteObjects") => &["s3:DeleteObject"],
         ("S3", "CopyObject") => &["s3:GetObject", "s3:PutObject"],
@@ -275,7 +284,16 @@ mod tests {
             ("DynamoDB", "Scan", &["dynamodb:Scan"]),
             ("S3", "GetObject", &["s3:GetObject", "s3:ListBucket"]),
             ("S3", "HeadObject", &["s3:GetObject", "s3:ListBucket"]),
-            ("S3", "PutObject", &["s3:PutObject"]),
+            (
+                "S3",
+                "PutObject",
+                &["s3:PutObject", "s3:PutObjectRetention"],
+            ),
+            (
+                "S3",
+                "GetObjectLockConfiguration",
+                &["s3:GetBucketObjectLockConfiguration"],
+            ),
             ("S3", "ListObjectsV2", &["s3:ListBucket"]),
             // Unknown: itself, which no IAM policy or CALLS entry spells that way.
             ("S3", "SelectObjectContent", &["S3:SelectObjectContent"]),

@@ -44,6 +44,12 @@ async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<()
         metrics::emit("redrive", &[("UnknownTasks", 1.0)]);
         return Ok(());
     };
+    let differ = crate::status::mismatches(&task, &message.request, message.segment);
+    if !differ.is_empty() {
+        error!(error = "the dead letter does not match its task", fields = ?differ, "dead letter consumed");
+        metrics::emit("redrive", &[("ForeignMessages", 1.0)]);
+        return Ok(());
+    }
     if message.redrives < ctx.config.redrive_limit && task.cancelled_at.is_none() {
         let next = SegmentMessage {
             redrives: message.redrives + 1,

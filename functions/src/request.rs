@@ -45,6 +45,10 @@ pub enum InvalidRequest {
     Prefix(&'static str),
     #[error("{0} is a restore field; a backup or verify does not take it")]
     RestoreOnly(&'static str),
+    #[error("{0} is a backup field; a restore or verify does not take it")]
+    BackupOnly(&'static str),
+    #[error("retention: {0}")]
+    Retention(String),
 }
 
 /// Checks a request body against docs/request.md#validation. The error names what was wrong.
@@ -85,6 +89,35 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
     }
     if request.bucket_prefix.starts_with('/') {
         return Err(InvalidRequest::Prefix("must not start with `/`"));
+    }
+    if request.action != Action::Backup {
+        for (field, on) in [
+            ("retention-mode", request.retention_mode.is_some()),
+            ("retention-days", request.retention_days.is_some()),
+        ] {
+            if on {
+                return Err(InvalidRequest::BackupOnly(field));
+            }
+        }
+    }
+    match (request.retention_mode, request.retention_days) {
+        (Some(_), Some(days)) if !(1..=crate::config::MAX_RETENTION_DAYS).contains(&days) => {
+            return Err(InvalidRequest::Retention(format!(
+                "retention-days must be 1 to {}, got {days}",
+                crate::config::MAX_RETENTION_DAYS
+            )));
+        }
+        (Some(_), None) => {
+            return Err(InvalidRequest::Retention(
+                "retention-mode needs retention-days".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(InvalidRequest::Retention(
+                "retention-days needs retention-mode (GOVERNANCE or COMPLIANCE)".into(),
+            ));
+        }
+        _ => {}
     }
     if request.action != Action::Restore {
         for (field, on) in [
@@ -206,6 +239,12 @@ async fn process<S: Services>(
 ) -> Result<(), Error> {
     let task_id = record.message_id.clone().unwrap_or_default();
     records::record_task(&task_id, None);
+    // Who sent it, as SQS says (an IAM principal's unique id, or an account id).
+    let sender = record
+        .attributes
+        .get("SenderId")
+        .cloned()
+        .unwrap_or_default();
     let body = record.body.unwrap_or_default();
     let action = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
@@ -215,10 +254,16 @@ async fn process<S: Services>(
         Some("fan-out") => return continue_fan_out(ctx, &body, stop_at).await,
         _ => {}
     }
-    let request = match validate(&body, ctx.config.max_segments) {
+    let mut request = match validate(&body, ctx.config.max_segments) {
         Ok(r) => r,
         Err(invalid) => return reject(ctx, &task_id, &body, &invalid.to_string()).await,
     };
+    if request.action == Action::Backup && request.retention().is_none() {
+        if let Some(r) = ctx.config.default_retention {
+            request.retention_mode = Some(r.mode);
+            request.retention_days = Some(r.days);
+        }
+    }
     let bucket = ctx
         .services
         .bucket(&request.bucket_region, &request.bucket_name);
@@ -238,7 +283,7 @@ async fn process<S: Services>(
     let created = ctx
         .services
         .status()
-        .create_task(table, &task_id, &request, &created_at, &notes)
+        .create_task(table, &task_id, &request, &created_at, &sender, &notes)
         .await?;
     // A redelivered request goes on from the task's fan-out cursor: a crash may have cut
     // the first fan-out short.
@@ -412,12 +457,24 @@ async fn admit_backup<O: Objects>(
         created_at: created_at.to_owned(),
     };
     let name = &request.bucket_name;
+    let retention = request.retention();
+    if retention.is_some() {
+        let locked = bucket
+            .object_lock_enabled()
+            .await
+            .map_err(|e| refused(name, format!("cannot read bucket {name}'s Object Lock"), e))?;
+        if !locked {
+            return Err(Refused::Reject(format!(
+                "bucket {name} does not have Object Lock enabled: a backup with a retention needs a versioned bucket created with Object Lock"
+            )));
+        }
+    }
+    let meta = ObjectMeta {
+        retention,
+        ..ObjectMeta::default()
+    };
     let written = bucket
-        .put_new(
-            &key,
-            Bytes::from(manifest.to_json()),
-            &ObjectMeta::default(),
-        )
+        .put_new(&key, Bytes::from(manifest.to_json()), &meta)
         .await
         .map_err(|e| refused(name, format!("cannot write to bucket {name}"), e))?;
     if let PutNew::Exists { .. } = written {

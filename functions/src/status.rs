@@ -32,7 +32,8 @@ pub enum Count {
     Counted,
     /// It was counted before (a duplicate delivery, an earlier attempt).
     AlreadyCounted,
-    /// There is no such task in this table: the message is not this deployment's.
+    /// There is no such task in this table, or it has no such segment: the message is not
+    /// the task's.
     NoTask,
 }
 
@@ -55,6 +56,11 @@ pub struct TaskStatus {
     /// (docs/status.md#fan-out): `fanned_out <= fanning_out <= total`.
     pub fanned_out: u64,
     pub fanning_out: u64,
+    /// Who sent the request (its SQS `SenderId`), when known.
+    pub requested_by: Option<String>,
+    /// The request the task runs, as recorded; `None` when the item does not hold one this
+    /// code can read.
+    pub request: Option<Request>,
 }
 
 impl TaskStatus {
@@ -103,13 +109,15 @@ pub const ERROR_SAMPLE: u64 = 100;
 /// The status tables, as the handlers use them. `table` is a status table's name.
 pub trait StatusStore: Send + Sync + 'static {
     /// Records a new task; a redelivered request finds it there and changes nothing.
-    /// Returns whether the item was created now.
+    /// Returns whether the item was created now. `requested_by` is the request's SQS
+    /// `SenderId` (empty when unknown).
     fn create_task(
         &self,
         table: &str,
         task_id: &str,
         request: &Request,
         created_at: &str,
+        requested_by: &str,
         notes: &[String],
     ) -> impl Future<Output = Result<bool, StatusError>> + Send;
 
@@ -216,11 +224,65 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// Which of a segment message's task fields differ from its task's (docs/messages.md#handling-a-segment-message),
+/// by request field name, and `segment` when it is not below `total-segments`. Empty: the
+/// message is the task's.
+pub fn mismatches(task: &TaskStatus, request: &Request, segment: u32) -> Vec<&'static str> {
+    let Some(recorded) = &task.request else {
+        return vec!["task"];
+    };
+    let mut differ = Vec::new();
+    for (field, same) in [
+        ("action", recorded.action == request.action),
+        (
+            "total-segments",
+            recorded.total_segments == request.total_segments,
+        ),
+        (
+            "table-region",
+            recorded.table_region == request.table_region,
+        ),
+        ("table-name", recorded.table_name == request.table_name),
+        (
+            "bucket-region",
+            recorded.bucket_region == request.bucket_region,
+        ),
+        ("bucket-name", recorded.bucket_name == request.bucket_name),
+        (
+            "bucket-prefix",
+            recorded.bucket_prefix == request.bucket_prefix,
+        ),
+        (
+            "allow-non-empty-table",
+            recorded.allow_non_empty_table == request.allow_non_empty_table,
+        ),
+        (
+            "allow-incomplete-backup",
+            recorded.allow_incomplete_backup == request.allow_incomplete_backup,
+        ),
+        (
+            "retention-mode",
+            recorded.retention_mode == request.retention_mode,
+        ),
+        (
+            "retention-days",
+            recorded.retention_days == request.retention_days,
+        ),
+        ("segment", segment < recorded.total_segments),
+    ] {
+        if !same {
+            differ.push(field);
+        }
+    }
+    differ
+}
+
 /// The attributes of a new task's item.
 pub fn task_item(
     task_id: &str,
     request: &Request,
     created_at: &str,
+    requested_by: &str,
     notes: &[String],
 ) -> HashMap<String, AttributeValue> {
     let mut item: HashMap<String, AttributeValue> = [
@@ -251,6 +313,13 @@ pub fn task_item(
         if on {
             item.insert(flag.to_owned(), AttributeValue::Bool(true));
         }
+    }
+    if let Some(r) = request.retention() {
+        item.insert("retention-mode".to_owned(), s(r.mode.as_str()));
+        item.insert("retention-days".to_owned(), n(r.days));
+    }
+    if !requested_by.is_empty() {
+        item.insert("requested-by".to_owned(), s(requested_by));
     }
     if !notes.is_empty() {
         item.insert(
@@ -350,13 +419,20 @@ impl StatusStore for DynamoStatus {
         task_id: &str,
         request: &Request,
         created_at: &str,
+        requested_by: &str,
         notes: &[String],
     ) -> Result<bool, StatusError> {
         let out = self
             .client
             .put_item()
             .table_name(table)
-            .set_item(Some(task_item(task_id, request, created_at, notes)))
+            .set_item(Some(task_item(
+                task_id,
+                request,
+                created_at,
+                requested_by,
+                notes,
+            )))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", "task-id")
             .send()
@@ -391,9 +467,13 @@ impl StatusStore for DynamoStatus {
         let mut count = Update::builder()
             .table_name(table)
             .key("task-id", s(task_id))
-            .condition_expression("attribute_exists(#id) AND attribute_not_exists(#kind)")
+            .condition_expression(
+                "attribute_exists(#id) AND attribute_not_exists(#kind) AND #total > :segnum",
+            )
             .expression_attribute_names("#id", "task-id")
             .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#total", "total-segments")
+            .expression_attribute_values(":segnum", n(segment.0))
             .expression_attribute_names("#updated", "updated-at")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", s(&now));
@@ -461,8 +541,11 @@ impl StatusStore for DynamoStatus {
                 {
                     return Ok(Count::AlreadyCounted);
                 }
-                if self.read_task(table, task_id).await?.is_none() {
-                    return Ok(Count::NoTask);
+                // A segment the task does not have is not the task's either.
+                match self.read_task(table, task_id).await? {
+                    None => return Ok(Count::NoTask),
+                    Some(task) if u64::from(segment.0) >= task.total => return Ok(Count::NoTask),
+                    Some(_) => {}
                 }
                 return Err(StatusError {
                     table: table.to_owned(),
@@ -765,7 +848,31 @@ pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
         _ => Vec::new(),
     };
     let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let flag = |k: &str| matches!(item.get(k), Some(AttributeValue::Bool(true)));
+    let request = (|| {
+        Some(Request {
+            action: serde_json::from_value(text("action")?.into()).ok()?,
+            total_segments: u32::try_from(num("total-segments")).ok()?,
+            table_region: text("table-region").unwrap_or_default(),
+            table_name: text("table-name").unwrap_or_default(),
+            bucket_region: text("bucket-region")?,
+            bucket_name: text("bucket-name")?,
+            bucket_prefix: text("bucket-prefix")?,
+            allow_non_empty_table: flag("allow-non-empty-table"),
+            allow_incomplete_backup: flag("allow-incomplete-backup"),
+            retention_mode: match text("retention-mode") {
+                Some(m) => Some(serde_json::from_value(m.into()).ok()?),
+                None => None,
+            },
+            retention_days: match item.get("retention-days") {
+                Some(AttributeValue::N(d)) => Some(d.parse().ok()?),
+                _ => None,
+            },
+        })
+    })();
     TaskStatus {
+        requested_by: text("requested-by"),
+        request,
         cancelled_at: text("cancelled-at"),
         fanned_out: num("fanned-out"),
         fanning_out: num("fanning-out"),

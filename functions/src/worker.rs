@@ -2,6 +2,10 @@
 //! less a margin, then continue in a new message carrying the checkpoint; the final message
 //! of a segment marks it completed in the status table.
 //!
+//! Before it starts and before each batch, a run asks its gate (docs/protocol.md#gates): a
+//! cancelled task's segment is counted failed, `cancelled`; a segment another run counted is
+//! left alone; a task that is not in the status table is not run.
+//!
 //! Errors decide the path (docs/messages.md#errors):
 //! - permanent (a corrupt or missing batch, access denied, a table that does not exist):
 //!   the segment is marked failed in this invocation, with the reason, counted once;
@@ -17,9 +21,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use solace_codec::SegmentId;
 use solace_codec::sdk::SdkItem;
 use solace_pipeline::{
-    BackupCheckpoint, ErrorKind, Gated, Outcome, PipelineError, Progress, RestoreCheckpoint,
-    RestoreConfig, ScanPage, SegmentError, SegmentJob, StoreError, Table, WriteResult,
-    backup_segment, restore_segment_gated,
+    BackupCheckpoint, BackupConfig, ErrorKind, Gated, Outcome, PipelineError, Progress,
+    RestoreCheckpoint, RestoreConfig, ScanPage, SegmentError, SegmentJob, StoreError, Table,
+    WriteResult, backup_segment, restore_segment_gated,
 };
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -181,8 +185,26 @@ async fn process<S: Services>(
     };
     let req = &message.request;
     let status_table = ctx.config.status_table(action);
-    // Before anything is read or written: a cancelled task, a segment another run counted,
-    // a task that is not this deployment's.
+    // Before anything is read or written: a message that is not its task's (forged, or sent
+    // to the wrong deployment), a cancelled task, a segment another run counted.
+    let Some(task) = ctx
+        .services
+        .status()
+        .read_task(status_table, &message.task_id)
+        .await?
+    else {
+        error!(
+            error = "no such task in the status table",
+            "segment message consumed"
+        );
+        return Ok(());
+    };
+    let differ = crate::status::mismatches(&task, &message.request, message.segment);
+    if !differ.is_empty() {
+        error!(error = "the message does not match its task", fields = ?differ, "segment message consumed");
+        metrics::emit(action.as_str(), &[("ForeignMessages", 1.0)]);
+        return Ok(());
+    }
     match ctx
         .services
         .status()
@@ -221,13 +243,17 @@ async fn process<S: Services>(
                 gate: gate.clone(),
             };
             let table = Arc::new(ctx.services.table(&req.table_region, &req.table_name));
+            let config = BackupConfig {
+                retention: req.retention(),
+                ..ctx.backup.clone()
+            };
             // Boxed: the pipeline's future is deep, and the binaries' `main` holds all four.
             let result = Box::pin(backup_segment(
                 table,
                 bucket,
                 fence,
                 &job,
-                &ctx.backup,
+                &config,
                 from,
                 stop_at,
                 progress.clone(),

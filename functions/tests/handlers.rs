@@ -1153,3 +1153,163 @@ async fn a_verify_request_takes_no_table_and_no_restore_field() {
         "{reasons:?}"
     );
 }
+
+#[tokio::test]
+async fn a_forged_or_mismatched_work_message_is_consumed_and_changes_nothing() {
+    let ctx = context(services_with_items(20));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    let genuine = messages(&ctx, BACKUP_QUEUE)
+        .into_iter()
+        .find(|m| m.segment == 0)
+        .expect("segment 0");
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    let before = bucket.objects.keys();
+    let mut forged = Vec::new();
+    let mut m = genuine.clone();
+    m.task_id = "not-a-task".into();
+    forged.push(m);
+    let mut m = genuine.clone();
+    m.segment = 2;
+    forged.push(m);
+    let mut m = genuine.clone();
+    m.request.table_name = "payroll".into();
+    forged.push(m);
+    let mut m = genuine.clone();
+    m.request.bucket_prefix = "elsewhere/".into();
+    forged.push(m);
+    let mut m = genuine.clone();
+    m.request.total_segments = 3;
+    m.segment = 2;
+    forged.push(m);
+    for m in &forged {
+        let response = invoke(&ctx, Function::Backup, event_of(m)).await;
+        assert!(failed_ids(&response).is_empty(), "consumed: {m:?}");
+        // Dead-lettered, at the limit or not: not re-routed, not counted.
+        let response = invoke(&ctx, Function::Redrive, event_of(m)).await;
+        assert!(failed_ids(&response).is_empty(), "consumed: {m:?}");
+        let mut last = m.clone();
+        last.redrives = 99;
+        invoke(&ctx, Function::Redrive, event_of(&last)).await;
+    }
+    assert_eq!(bucket.objects.keys(), before, "nothing written");
+    assert_eq!(
+        ctx.services.queues.len(BACKUP_QUEUE),
+        0,
+        "nothing re-routed"
+    );
+    assert_eq!(ctx.services.status.calls("EndSegment"), 0);
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task")
+        .status;
+    assert_eq!((task.completed, task.failed), (0, 0));
+    // And a count of a segment the task does not have is refused at the store too.
+    let count = ctx
+        .services
+        .status
+        .end_segment(
+            "backup-table",
+            BACKUP_TASK,
+            SegmentId(2),
+            &SegmentEnd::Completed { items: 1, bytes: 1 },
+        )
+        .await
+        .expect("count");
+    assert_eq!(count, Count::NoTask);
+
+    // The genuine message still runs.
+    run_segment(&ctx, Function::Backup, BACKUP_QUEUE, genuine).await;
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task")
+        .status;
+    assert_eq!(task.completed, 1);
+}
+
+#[tokio::test]
+async fn the_task_records_who_sent_the_request() {
+    let ctx = context(services_with_items(10));
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    let task = ctx.services.status.task("backup-table", BACKUP_TASK);
+    assert_eq!(
+        task.and_then(|t| t.status.requested_by).as_deref(),
+        Some("AIDAEXAMPLE"),
+        "the request's SenderId"
+    );
+}
+
+fn backup_request(changes: &[(&str, serde_json::Value)]) -> SqsEvent {
+    let mut event = fixture("request-backup.json");
+    let mut body: serde_json::Value =
+        serde_json::from_str(event.records[0].body.as_deref().unwrap_or_default()).expect("json");
+    for (k, v) in changes {
+        body[*k] = v.clone();
+    }
+    event.records[0].body = Some(body.to_string());
+    event
+}
+
+#[tokio::test]
+async fn a_backup_with_a_retention_needs_a_lock_enabled_bucket_and_carries_it_to_every_segment() {
+    let retention = [
+        ("retention-mode", "COMPLIANCE".into()),
+        ("retention-days", 30.into()),
+    ];
+    // A bucket without Object Lock: rejected before anything is written.
+    let ctx = context(services_with_items(10));
+    invoke(&ctx, Function::Request, backup_request(&retention)).await;
+    let reasons = rejections(&ctx);
+    assert!(
+        reasons.len() == 1 && reasons[0].contains("does not have Object Lock"),
+        "{reasons:?}"
+    );
+    assert!(
+        ctx.services
+            .bucket("eu-west-1", "backups")
+            .objects
+            .keys()
+            .is_empty()
+    );
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0);
+
+    // With Object Lock: accepted, recorded, and in each segment's message.
+    let services = services_with_items(10);
+    services.add_bucket("eu-west-1", "backups", MemObjects::new().with_object_lock());
+    let ctx = context(services);
+    invoke(&ctx, Function::Request, backup_request(&retention)).await;
+    assert!(rejections(&ctx).is_empty());
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task")
+        .status;
+    let recorded = task.request.expect("the request");
+    let want = Some(solace_pipeline::Retention {
+        mode: solace_pipeline::RetentionMode::Compliance,
+        days: 30,
+    });
+    assert_eq!(recorded.retention(), want);
+    let sent = messages(&ctx, BACKUP_QUEUE);
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|m| m.request.retention() == want));
+
+    // Half a retention, too long a one, or one on a restore: rejected with the reason.
+    invoke(&ctx, Function::Request, backup_request(&retention[..1])).await;
+    invoke(
+        &ctx,
+        Function::Request,
+        backup_request(&[retention[0].clone(), ("retention-days", 40_000.into())]),
+    )
+    .await;
+    invoke(&ctx, Function::Request, restore_request(&retention)).await;
+    let reasons = rejections(&ctx);
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].contains("needs retention-days"), "{reasons:?}");
+    assert!(reasons[1].contains("1 to 36500"), "{reasons:?}");
+    assert!(reasons[2].contains("is a backup field"), "{reasons:?}");
+}

@@ -216,8 +216,12 @@ fn expected_permissions(
             "sqs:SendMessage" => queues.clone(),
             "dynamodb:Scan" | "dynamodb:BatchWriteItem" => one("local.data_table_arns"),
             a if a.starts_with("dynamodb:") => tables.clone(),
-            "s3:ListBucket" => one("local.data_bucket_arns"),
-            "s3:GetObject" | "s3:PutObject" => one("local.data_object_arns"),
+            "s3:ListBucket" | "s3:GetBucketObjectLockConfiguration" => {
+                one("local.data_bucket_arns")
+            }
+            "s3:GetObject" | "s3:PutObject" | "s3:PutObjectRetention" => {
+                one("local.data_object_arns")
+            }
             a => {
                 problems.push(format!("{f}: no rule here for the resources of {a}"));
                 BTreeSet::new()
@@ -239,10 +243,10 @@ fn expected_permissions(
     }
     // The data buckets' keys, for SSE-KMS objects.
     if calls.contains(&"s3:GetObject") {
-        allow(KMS_DECRYPT, one("var.data_kms_key_arns"));
+        allow(KMS_DECRYPT, one("local.data_kms_keys"));
     }
     if calls.contains(&"s3:PutObject") {
-        allow(KMS_GENERATE, one("var.data_kms_key_arns"));
+        allow(KMS_GENERATE, one("local.data_kms_keys"));
     }
     for action in XRAY_ACTIONS {
         allow(action, one("*"));

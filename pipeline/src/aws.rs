@@ -201,6 +201,17 @@ pub struct S3Objects {
     client: aws_sdk_s3::Client,
     bucket: String,
     expected_owner: Option<String>,
+    encryption: Encryption,
+}
+
+/// The server-side encryption every object is written with (docs/layout.md#encryption).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3 (`AES256`): S3's own keys.
+    #[default]
+    S3Managed,
+    /// SSE-KMS with this key (id, ARN or alias), with the S3 bucket key on.
+    Kms { key: String },
 }
 
 impl S3Objects {
@@ -213,6 +224,28 @@ impl S3Objects {
             client,
             bucket: bucket.into(),
             expected_owner,
+            encryption: Encryption::default(),
+        }
+    }
+
+    /// Writes with `encryption` from now on.
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = encryption;
+        self
+    }
+
+    /// The encryption headers of a PutObject.
+    fn encrypted(
+        &self,
+        request: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+        use aws_sdk_s3::types::ServerSideEncryption;
+        match &self.encryption {
+            Encryption::S3Managed => request.server_side_encryption(ServerSideEncryption::Aes256),
+            Encryption::Kms { key } => request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key)
+                .bucket_key_enabled(true),
         }
     }
 }
@@ -253,6 +286,25 @@ impl S3Objects {
 }
 
 impl Objects for S3Objects {
+    async fn object_lock_enabled(&self) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_object_lock_configuration()
+            .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.expected_owner.clone())
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out
+                .object_lock_configuration
+                .and_then(|c| c.object_lock_enabled)
+                .is_some_and(|e| e == aws_sdk_s3::types::ObjectLockEnabled::Enabled)),
+            // A bucket without Object Lock answers with this error.
+            Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => Ok(false),
+            Err(e) => Err(classify("GetObjectLockConfiguration", e)),
+        }
+    }
+
     async fn put_new(
         &self,
         key: &str,
@@ -277,6 +329,14 @@ impl Objects for S3Objects {
             .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
             .checksum_sha256(checksum)
             .set_expected_bucket_owner(self.expected_owner.clone());
+        request = self.encrypted(request);
+        if let Some(r) = meta.retention {
+            let until = std::time::SystemTime::now()
+                + std::time::Duration::from_secs(u64::from(r.days) * 86_400);
+            request = request
+                .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::from(r.mode.as_str()))
+                .object_lock_retain_until_date(aws_smithy_types::DateTime::from(until));
+        }
         if let Some(n) = meta.items {
             request = request.metadata(META_ITEMS, n.to_string());
         }
@@ -384,12 +444,14 @@ impl Objects for S3Objects {
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
-        self.client
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .body(body.into())
-            .set_expected_bucket_owner(self.expected_owner.clone())
+            .set_expected_bucket_owner(self.expected_owner.clone());
+        self.encrypted(request)
             .send()
             .await
             .map_err(|e| classify("PutObject", e))?;

@@ -30,7 +30,7 @@ use crate::retry::{CapacityLimiter, Retrier, RetryError, RetryPolicy};
 use crate::segment::{BackupCheckpoint, Outcome, PipelineError, SegmentError, SegmentJob};
 use crate::stage::{AbortOnDrop, stopped};
 use crate::store::{
-    ErrorKind, ObjectMeta, Objects, PutNew, ScanPage, StoreError, Table, sha256_hex,
+    ErrorKind, ObjectMeta, Objects, PutNew, Retention, ScanPage, StoreError, Table, sha256_hex,
 };
 
 /// Limits of a backup run.
@@ -47,6 +47,8 @@ pub struct BackupConfig {
     /// Read capacity units per second this segment may consume (`None`: no limit).
     pub read_capacity_per_second: Option<f64>,
     pub retry: RetryPolicy,
+    /// Object Lock retention of every batch and marker the segment writes.
+    pub retention: Option<Retention>,
 }
 
 impl Default for BackupConfig {
@@ -57,6 +59,7 @@ impl Default for BackupConfig {
             upload_concurrency: 2,
             read_capacity_per_second: None,
             retry: RetryPolicy::default(),
+            retention: None,
         }
     }
 }
@@ -167,7 +170,9 @@ pub async fn backup_segment<T: Table, O: Objects, F: Fence>(
     let mut known = BTreeMap::new();
     loop {
         if from.done {
-            return match write_marker(&*objects, job, &retrier, &from, &known).await {
+            return match write_marker(&*objects, job, &retrier, &from, &known, config.retention)
+                .await
+            {
                 Ok(()) => Ok(Outcome::Completed(from)),
                 Err(error) => stopped(&original, from, error),
             };
@@ -247,6 +252,7 @@ async fn extend<T: Table, O: Objects, F: Fence>(
         objects,
         fence.clone(),
         job.clone(),
+        config.retention,
         retrier.clone(),
         Arc::new(Semaphore::new(window)),
         batch_rx,
@@ -328,10 +334,12 @@ async fn extend<T: Table, O: Objects, F: Fence>(
 /// Proposes and uploads closed batches one at a time, in order: a batch is uploaded only
 /// once the previous one's key is known to hold this run's body, so every object this run
 /// creates extends what is in the key before it (docs/protocol.md#fencing).
+#[allow(clippy::too_many_arguments)]
 async fn upload<O: Objects, F: Fence>(
     objects: Arc<O>,
     fence: Arc<F>,
     job: SegmentJob,
+    retention: Option<Retention>,
     retrier: Retrier,
     window: Arc<Semaphore>,
     mut batches: mpsc::Receiver<Result<Closed, PipelineError>>,
@@ -370,6 +378,7 @@ async fn upload<O: Objects, F: Fence>(
             sha256: Some(closed.sha256.clone()),
             items: Some(closed.items as u64),
             json_bytes: Some(closed.json_bytes as u64),
+            retention,
         };
         let written = retrier
             .run(|| put_new_checksum(&*objects, &key, closed.body.clone(), &meta, &closed.sha256))
@@ -430,6 +439,7 @@ async fn write_marker<O: Objects>(
     retrier: &Retrier,
     done: &BackupCheckpoint,
     known: &BTreeMap<u64, BatchEntry>,
+    retention: Option<Retention>,
 ) -> Result<(), PipelineError> {
     let segment = job.segment;
     let key = solace_codec::segment_marker_key(&job.prefix, segment);
@@ -473,6 +483,7 @@ async fn write_marker<O: Objects>(
     let sha256 = sha256_hex(&body);
     let meta = ObjectMeta {
         sha256: Some(sha256.clone()),
+        retention,
         ..ObjectMeta::default()
     };
     let found = retrier

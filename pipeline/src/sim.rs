@@ -257,11 +257,19 @@ pub struct MemObjects {
     bucket: Mutex<Bucket>,
     pub put_latency: Duration,
     pub get_latency: Duration,
+    /// Whether the bucket takes Object Lock retention.
+    pub object_lock: bool,
 }
 
 impl MemObjects {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A bucket that takes Object Lock retention.
+    pub fn with_object_lock(mut self) -> Self {
+        self.object_lock = true;
+        self
     }
 
     pub fn with_latency(mut self, put: Duration, get: Duration) -> Self {
@@ -314,6 +322,10 @@ impl MemObjects {
 }
 
 impl Objects for MemObjects {
+    async fn object_lock_enabled(&self) -> Result<bool, StoreError> {
+        Ok(self.object_lock)
+    }
+
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         tokio::time::sleep(self.put_latency).await;
         self.put_now(key, body);

@@ -73,6 +73,35 @@ pub struct ObjectMeta {
     pub items: Option<u64>,
     /// Uncompressed JSON bytes of the body (a batch), kept as user metadata.
     pub json_bytes: Option<u64>,
+    /// Object Lock retention for the new object (`None`: none).
+    pub retention: Option<Retention>,
+}
+
+/// S3 Object Lock's two modes (docs/layout.md#retention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum RetentionMode {
+    /// Users with `s3:BypassGovernanceRetention` may still delete or shorten it.
+    #[serde(rename = "GOVERNANCE")]
+    Governance,
+    /// Nobody, the account's root user included, may delete the object before it expires.
+    #[serde(rename = "COMPLIANCE")]
+    Compliance,
+}
+
+impl RetentionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionMode::Governance => "GOVERNANCE",
+            RetentionMode::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
+/// Object Lock retention: each object is locked for `days` from its write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: RetentionMode,
+    pub days: u32,
 }
 
 /// What a conditional create found.
@@ -196,6 +225,12 @@ pub trait Objects: Send + Sync + 'static {
             Ok(folders)
         }
     }
+
+    /// Whether objects here can carry Object Lock retention (S3: a versioned bucket with
+    /// Object Lock enabled). The default says no.
+    fn object_lock_enabled(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Ok(false) }
+    }
 }
 
 impl<T: Table> Table for Arc<T> {
@@ -223,6 +258,10 @@ impl<T: Table> Table for Arc<T> {
 impl<O: Objects> Objects for Arc<O> {
     fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).put(key, body)
+    }
+
+    fn object_lock_enabled(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).object_lock_enabled()
     }
 
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send {

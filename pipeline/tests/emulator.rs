@@ -11,11 +11,11 @@ use aws_config::SdkConfig;
 use solace_codec::sample::{self, Shape};
 use solace_codec::sdk::{SdkItem, from_sdk_item, to_sdk_item};
 use solace_codec::{EncoderConfig, Item, SegmentId};
-use solace_pipeline::aws::{DynamoTable, S3Objects, dynamodb_client, s3_client};
+use solace_pipeline::aws::{DynamoTable, Encryption, S3Objects, dynamodb_client, s3_client};
 use solace_pipeline::{
     BackupCheckpoint, BackupConfig, ObjectMeta, Objects, Outcome, Progress, PutNew,
-    RestoreCheckpoint, RestoreConfig, SegmentJob, Table, Unfenced, backup_segment, restore_segment,
-    sha256_hex,
+    RestoreCheckpoint, RestoreConfig, Retention, RetentionMode, SegmentJob, Table, Unfenced,
+    backup_segment, restore_segment, sha256_hex,
 };
 use solace_testkit::{Emulator, TableKeys, create_bucket, create_table, unique_name};
 use tokio::time::Instant;
@@ -290,6 +290,132 @@ async fn an_interrupted_backup_resumes_to_the_same_objects_and_restores_exactly(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_object_is_written_with_server_side_encryption_sse_s3_or_the_configured_kms_key() {
+    use aws_sdk_s3::types::ServerSideEncryption;
+    let sdk = config().await;
+    let client = s3_client(&sdk, BUCKET_REGION);
+    let name = unique_name("bkt");
+    create_bucket(&client, &name).await.expect("bucket created");
+    let key_arn = "arn:aws:kms:eu-west-1:123456789012:key/0f0e0d0c-0000-4000-8000-000000000001";
+    let plain = S3Objects::new(client.clone(), &name, None);
+    let kms = S3Objects::new(client.clone(), &name, None).with_encryption(Encryption::Kms {
+        key: key_arn.to_owned(),
+    });
+    let body = bytes::Bytes::from_static(b"a batch");
+    for (objects, key) in [(&plain, "p/0x0/0x0"), (&kms, "p/0x0/0x1")] {
+        let created = objects
+            .put_new(key, body.clone(), &ObjectMeta::default())
+            .await;
+        assert_eq!(created, Ok(PutNew::Created));
+    }
+    objects_put(&kms, "p/unconditional").await;
+    let head = |key: &'static str| {
+        let client = client.clone();
+        let name = name.clone();
+        async move {
+            client
+                .head_object()
+                .bucket(name)
+                .key(key)
+                .send()
+                .await
+                .expect("head")
+        }
+    };
+    let sse_s3 = head("p/0x0/0x0").await;
+    assert_eq!(
+        sse_s3.server_side_encryption,
+        Some(ServerSideEncryption::Aes256)
+    );
+    for key in ["p/0x0/0x1", "p/unconditional"] {
+        let sse_kms = head(key).await;
+        assert_eq!(
+            sse_kms.server_side_encryption,
+            Some(ServerSideEncryption::AwsKms),
+            "{key}"
+        );
+        assert_eq!(sse_kms.ssekms_key_id.as_deref(), Some(key_arn), "{key}");
+        assert_eq!(sse_kms.bucket_key_enabled, Some(true), "{key}");
+    }
+    // Both read back.
+    assert_eq!(plain.get("p/0x0/0x1").await, Ok(Some(body.clone())));
+    assert_eq!(kms.get("p/0x0/0x0").await, Ok(Some(body)));
+}
+
+async fn objects_put(objects: &S3Objects, key: &str) {
+    objects
+        .put(key, bytes::Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_written_with_retention_cannot_be_deleted_even_by_its_writer() {
+    let sdk = config().await;
+    let client = s3_client(&sdk, BUCKET_REGION);
+    let name = unique_name("lock");
+    client
+        .create_bucket()
+        .bucket(&name)
+        .object_lock_enabled_for_bucket(true)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    BUCKET_REGION,
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("a lock-enabled bucket");
+    let objects = S3Objects::new(client.clone(), &name, None);
+    let meta = ObjectMeta {
+        retention: Some(Retention {
+            mode: RetentionMode::Compliance,
+            days: 1,
+        }),
+        ..ObjectMeta::default()
+    };
+    let created = objects
+        .put_new("p/0x0/0x0", bytes::Bytes::from_static(b"a batch"), &meta)
+        .await;
+    assert_eq!(created, Ok(PutNew::Created));
+    let head = client
+        .head_object()
+        .bucket(&name)
+        .key("p/0x0/0x0")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.object_lock_mode,
+        Some(aws_sdk_s3::types::ObjectLockMode::Compliance)
+    );
+    let until = head.object_lock_retain_until_date.expect("retain-until");
+    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+    assert!(
+        until.secs() > now.secs() + 86_000,
+        "locked for a day: {until:?}"
+    );
+    let version = head.version_id.expect("a versioned bucket");
+    let deleted = client
+        .delete_object()
+        .bucket(&name)
+        .key("p/0x0/0x0")
+        .version_id(&version)
+        .send()
+        .await;
+    assert!(
+        deleted.is_err(),
+        "a locked version cannot be deleted: {deleted:?}"
+    );
+    assert_eq!(
+        objects.get("p/0x0/0x0").await,
+        Ok(Some(bytes::Bytes::from_static(b"a batch")))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_create_of_a_key_finds_the_first_body_and_changes_nothing() {
     let sdk = config().await;
     let objects = new_bucket(&sdk).await;
@@ -299,6 +425,7 @@ async fn a_second_create_of_a_key_finds_the_first_body_and_changes_nothing() {
         sha256: Some(sha256_hex(&first)),
         items: Some(3),
         json_bytes: Some(94),
+        ..ObjectMeta::default()
     };
     let created = objects.put_new(key, first.clone(), &meta).await;
     assert_eq!(created, Ok(PutNew::Created));

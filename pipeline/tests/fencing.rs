@@ -586,6 +586,7 @@ async fn a_create_never_replaces_an_object_and_names_the_body_it_found() {
         sha256: Some(sha256_hex(body)),
         items: Some(1),
         json_bytes: Some(5),
+        ..ObjectMeta::default()
     };
     assert_eq!(
         objects.put_new("k", first.clone(), &meta(&first)).await,
