@@ -11,11 +11,16 @@ tags = {
 }
 
 # --- what may be backed up / restored (any region) ---
-data_table_arns = [
-  "arn:aws:dynamodb:*:111122223333:table/orders",
-  "arn:aws:dynamodb:*:111122223333:table/orders-restored-*",
+# Who may send requests (the request queue's policy refuses everyone else).
+request_senders = ["arn:aws:iam::111122223333:role/backup-operator"]
+
+allowed_tables = [
+  { region = "us-east-1", name = "orders" },
+  { region = "*", name = "orders-restored-*" },
 ]
-data_bucket_arns        = ["arn:aws:s3:::example-dynamodb-backups"]
+allowed_buckets = [
+  { name = "example-dynamodb-backups", prefix = "orders/" },
+]
 data_bucket_account_ids = ["111122223333"]
 expected_bucket_owner   = "111122223333"
 # data_kms_key_arns     = ["arn:aws:kms:us-east-1:111122223333:key/..."] # SSE-KMS buckets

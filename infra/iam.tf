@@ -48,6 +48,17 @@ data "aws_iam_policy_document" "common" {
     }
   }
 
+  # Whatever allowed_tables says, Solace's own status tables are never data tables.
+  statement {
+    sid     = "StatusTablesAreNotData"
+    effect  = "Deny"
+    actions = ["dynamodb:BatchWriteItem", "dynamodb:Scan"]
+    resources = [
+      aws_dynamodb_table.status["backup"].arn,
+      aws_dynamodb_table.status["restore"].arn,
+    ]
+  }
+
   dynamic "statement" {
     # X-Ray has no resource-level permissions: these two actions only take "*".
     for_each = var.tracing_mode == "Active" ? ["xray"] : []

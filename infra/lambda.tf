@@ -30,6 +30,8 @@ locals {
         SOLACE_BACKUP_STATUS_TABLE  = aws_dynamodb_table.status["backup"].name
         SOLACE_RESTORE_STATUS_TABLE = aws_dynamodb_table.status["restore"].name
         SOLACE_MAX_SEGMENTS         = tostring(var.max_segments)
+        SOLACE_ALLOWED_TABLES       = jsonencode(var.allowed_tables)
+        SOLACE_ALLOWED_BUCKETS      = jsonencode(var.allowed_buckets)
       },
       local.optional_bucket_owner_env,
       local.optional_backup_key_env,

@@ -47,12 +47,11 @@ locals {
   function_names  = { for name, _ in local.functions : name => "${var.name_prefix}${name}" }
   log_group_names = { for name, _ in local.functions : name => "/aws/lambda/${var.name_prefix}${name}" }
 
-  # Data being backed up or restored.
-  data_table_arns = length(var.data_table_arns) > 0 ? var.data_table_arns : [
-    "arn:${local.partition}:dynamodb:*:${local.account_id}:table/*",
-  ]
-  data_bucket_arns        = var.data_bucket_arns
-  data_object_arns        = [for arn in var.data_bucket_arns : "${arn}/*"]
+  # Data being backed up or restored: exactly the allow-lists the request function enforces
+  # (it gets the same variables as SOLACE_ALLOWED_TABLES and SOLACE_ALLOWED_BUCKETS).
+  data_table_arns         = [for t in var.allowed_tables : "arn:${local.partition}:dynamodb:${t.region}:${local.account_id}:table/${t.name}"]
+  data_bucket_arns        = distinct([for b in var.allowed_buckets : "arn:${local.partition}:s3:::${b.name}"])
+  data_object_arns        = [for b in var.allowed_buckets : "arn:${local.partition}:s3:::${b.name}/${b.prefix}*"]
   data_bucket_account_ids = length(var.data_bucket_account_ids) > 0 ? var.data_bucket_account_ids : distinct(compact([local.account_id, var.expected_bucket_owner]))
 }
 

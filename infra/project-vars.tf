@@ -361,16 +361,49 @@ variable "expected_bucket_owner" {
 
 # --- data access (tables and buckets being backed up or restored) -------------------
 
-variable "data_table_arns" {
-  description = "DynamoDB table ARNs the backup function may Scan and the restore function may BatchWriteItem. [] = every table of this account in any region (arn:<partition>:dynamodb:*:<account>:table/*). Narrow it, e.g. [\"arn:aws:dynamodb:*:111122223333:table/orders-*\"]."
+variable "request_senders" {
+  description = "IAM principal ARNs (roles, users) that may send requests to the request queue; the queue's policy denies SendMessage to everyone else. No default: name them, e.g. [\"arn:aws:iam::111122223333:role/backup-operator\"]. Each needs sqs:SendMessage on the queue (and kms:GenerateDataKey on the deployment key) in its own policy too."
   type        = list(string)
-  default     = []
+  validation {
+    condition     = length(var.request_senders) > 0
+    error_message = "request_senders is empty: name the principals that may send requests, e.g. request_senders = [\"arn:aws:iam::111122223333:role/backup-operator\"]."
+  }
+  validation {
+    condition     = alltrue([for p in var.request_senders : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:", p))])
+    error_message = "request_senders: each entry is an IAM principal ARN (arn:<partition>:iam::<account>:role/<name>, …:user/<name>, …)."
+  }
 }
 
-variable "data_bucket_arns" {
-  description = "S3 bucket ARNs (bucket ARNs, not object ARNs) that backups may be written to and restored from; objects are granted as <arn>/*. The default allows every bucket name but data_bucket_account_ids still limits it to buckets owned by the allowed accounts."
-  type        = list(string)
-  default     = ["arn:aws:s3:::*"]
+variable "allowed_tables" {
+  description = "The tables Solace may back up from and restore into: region and table name, each with IAM wildcards (* and ?). The request function rejects a request naming any other table, and the roles allow Scan and BatchWriteItem only on these (in this account). Solace's own status tables are never allowed, whatever this says. No default: name them, e.g. [{ region = \"us-east-1\", name = \"orders\" }, { region = \"*\", name = \"orders-restored-*\" }]."
+  type = list(object({
+    region = string
+    name   = string
+  }))
+  validation {
+    condition     = length(var.allowed_tables) > 0
+    error_message = "allowed_tables is empty: name the tables Solace may back up and restore into, e.g. allowed_tables = [{ region = \"us-east-1\", name = \"orders\" }]. There is no allow-all default."
+  }
+  validation {
+    condition     = alltrue([for t in var.allowed_tables : can(regex("^[a-z0-9*?-]+$", t.region)) && can(regex("^[A-Za-z0-9_.*?-]+$", t.name))])
+    error_message = "allowed_tables: each region is a region name and each name a table name, with * and ? as wildcards."
+  }
+}
+
+variable "allowed_buckets" {
+  description = "The buckets (name with IAM wildcards) and key prefixes Solace may write backups to and restore from. The request function rejects any other bucket or a prefix outside these, and the roles allow objects only under <name>/<prefix>*. No default: name them, e.g. [{ name = \"example-dynamodb-backups\", prefix = \"orders/\" }]."
+  type = list(object({
+    name   = string
+    prefix = optional(string, "")
+  }))
+  validation {
+    condition     = length(var.allowed_buckets) > 0
+    error_message = "allowed_buckets is empty: name the buckets (and optional key prefixes) backups may go to, e.g. allowed_buckets = [{ name = \"example-dynamodb-backups\" }]. There is no allow-all default."
+  }
+  validation {
+    condition     = alltrue([for b in var.allowed_buckets : can(regex("^[a-z0-9.*?-]+$", b.name)) && !startswith(b.prefix, "/")])
+    error_message = "allowed_buckets: each name is a bucket name (with * and ? as wildcards), and a prefix does not start with /."
+  }
 }
 
 variable "data_bucket_account_ids" {

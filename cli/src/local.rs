@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use solace_functions::Function;
+use solace_functions::allow::{BucketRule, TableRule};
 use solace_functions::config::Config;
 pub use solace_functions::config::names::{
     BACKUP_DLQ, BACKUP_QUEUE, REJECTED_QUEUE, REQUEST_DLQ, REQUEST_QUEUE, RESTORE_DLQ,
@@ -264,6 +265,22 @@ pub async fn setup(
     config.backup_queue_url = urls[BACKUP_QUEUE].clone();
     config.restore_queue_url = urls[RESTORE_QUEUE].clone();
     config.rejected_queue_url = urls[REJECTED_QUEUE].clone();
+    // A developer's emulator: every table and bucket unless the environment names some. A
+    // deployment always names them (the Terraform refuses empty lists).
+    if config.allowed_tables.is_none() {
+        info!("SOLACE_ALLOWED_TABLES is not set: solace local allows every table");
+        config.allowed_tables = Some(vec![TableRule {
+            region: "*".into(),
+            name: "*".into(),
+        }]);
+    }
+    if config.allowed_buckets.is_none() {
+        info!("SOLACE_ALLOWED_BUCKETS is not set: solace local allows every bucket");
+        config.allowed_buckets = Some(vec![BucketRule {
+            name: "*".into(),
+            prefix: String::new(),
+        }]);
+    }
     Ok((config, Queues { urls }))
 }
 

@@ -11,6 +11,7 @@ use aws_config::SdkConfig;
 use solace_cli::demo::{Running, contents, create_table, fill, request};
 use solace_cli::local::LocalOptions;
 use solace_functions::Function;
+use solace_functions::allow::{BucketRule, TableRule};
 use solace_functions::config::Config;
 use solace_functions::context::Services;
 use solace_functions::status::{StatusStore, TaskStatus};
@@ -47,6 +48,19 @@ fn config(tag: &str) -> Config {
         expected_bucket_owner: None,
         backup_kms_key: None,
         default_retention: None,
+        // The names `world` makes: its source and destination tables and its bucket.
+        allowed_tables: Some(
+            ["src-*", "dst-*"]
+                .map(|name| TableRule {
+                    region: REGION.into(),
+                    name: name.into(),
+                })
+                .to_vec(),
+        ),
+        allowed_buckets: Some(vec![BucketRule {
+            name: "bkt-*".into(),
+            prefix: String::new(),
+        }]),
         // Pages of 4 items, and so batches of 4 items (a batch closes on the first page
         // boundary past 8 KB): ~55 batches a segment, each step far inside the margin.
         scan_page_limit: Some(4),
@@ -1040,6 +1054,32 @@ async fn bad_requests(w: &World) -> usize {
         (with("bucket-prefix", json!(7)), "invalid type"),
         (with("bucket-prefix", json!("/abs")), "must not start with"),
         (with("table-name", json!(null)), "invalid type"),
+        // Outside the deployment's allow-lists (`src-*`, `dst-*` tables in us-east-1 and
+        // `bkt-*` buckets): the attacks a request could try.
+        (
+            with("table-name", json!("payroll")),
+            "not in this deployment's allowed tables",
+        ),
+        (
+            with("table-region", json!("eu-west-1")),
+            "not in this deployment's allowed tables",
+        ),
+        (
+            with("bucket-name", json!("someone-elses-bucket")),
+            "not in this deployment's allowed buckets",
+        ),
+        (
+            with("table-name", json!("bad-backup-table")),
+            "is a Solace status table",
+        ),
+        (
+            with("retention-mode", json!("COMPLIANCE")),
+            "retention-mode needs retention-days",
+        ),
+        (
+            json!({"action": "cancel", "task-id": "no-such-task"}).to_string(),
+            "no such task",
+        ),
     ];
     // A restore whose segment count differs from the backup's manifest.
     let id = local.send(&good).await.expect("sent");
@@ -1053,11 +1093,33 @@ async fn bad_requests(w: &World) -> usize {
         .await
         .expect("the good backup completes");
     let mut restore = request("restore", 3, &w.source, &w.bucket, "bad/", REGION);
-    restore["table-name"] = json!(unique_name("never"));
+    restore["table-name"] = json!(unique_name("dst"));
     let mut catalog = catalog;
     catalog.push((restore.to_string(), "was made with 2"));
 
     let sqs = local.ctx.services.sqs();
+    // Forged work messages sent straight to the backup queue (skipping the request queue's
+    // checks): one naming another table and prefix under the good task, one a segment the task
+    // does not have, one a task that does not exist. Each is consumed and changes nothing.
+    let forged = json!({"task-id": id, "segment": 0, "action": "backup", "total-segments": 2,
+        "table-region": REGION, "table-name": "payroll", "bucket-region": REGION,
+        "bucket-name": w.bucket, "bucket-prefix": "forged/"});
+    let mut beyond = json!({"task-id": id, "segment": 7, "action": "backup", "total-segments": 2,
+        "table-region": REGION, "table-name": w.source, "bucket-region": REGION,
+        "bucket-name": w.bucket, "bucket-prefix": "bad/"});
+    let mut unknown = beyond.clone();
+    unknown["task-id"] = json!("no-such-task");
+    unknown["segment"] = json!(0);
+    unknown["bucket-prefix"] = json!("forged/");
+    beyond["bucket-prefix"] = json!("bad/");
+    for body in [&forged, &beyond, &unknown] {
+        sqs.send_message()
+            .queue_url(local.queues.url(solace_cli::local::BACKUP_QUEUE))
+            .message_body(body.to_string())
+            .send()
+            .await
+            .expect("sent");
+    }
     let mut ids = Vec::new();
     for (body, _) in &catalog {
         let out = sqs
@@ -1118,6 +1180,24 @@ async fn bad_requests(w: &World) -> usize {
             assert!(task.is_none(), "{body} recorded no task");
         }
     }
+    // The forged messages were consumed and wrote nothing; the task's counts did not move.
+    let listed = s3_client(&w.sdk)
+        .list_objects_v2()
+        .bucket(&w.bucket)
+        .prefix("forged/")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.key_count(), Some(0), "nothing under forged/");
+    let task = local
+        .ctx
+        .services
+        .status()
+        .read_task(&local.ctx.config.backup_status_table, &id)
+        .await
+        .expect("read")
+        .expect("the good task");
+    assert_eq!((task.total, task.completed, task.failed), (2, 2, 0));
     // Nothing was fanned out: the work queues are empty.
     for q in [
         solace_cli::local::BACKUP_QUEUE,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use solace_pipeline::{Retention, RetentionMode};
 
+use crate::allow::{BucketRule, TableRule};
 use crate::function::Function;
 use crate::message::Action;
 
@@ -53,6 +54,8 @@ pub const ENV_VARS: &[(Function, &[&str])] = &[
             "SOLACE_BACKUP_KMS_KEY_ARN",
             "SOLACE_RETENTION_MODE",
             "SOLACE_RETENTION_DAYS",
+            "SOLACE_ALLOWED_TABLES",
+            "SOLACE_ALLOWED_BUCKETS",
         ],
     ),
     (
@@ -170,6 +173,22 @@ fn retention(var: &Vars) -> Result<Option<Retention>, ConfigError> {
     }
 }
 
+/// A variable holding JSON.
+fn json<T: serde::de::DeserializeOwned>(
+    var: &Vars,
+    name: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    var(name)
+        .map(|v| {
+            serde_json::from_str(&v).map_err(|e| ConfigError {
+                name,
+                value: v.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
 /// The longest retention a backup may ask for (100 years).
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
@@ -197,6 +216,12 @@ pub struct Config {
     /// The Object Lock retention of a backup whose request names none; `None`: no
     /// retention unless the request asks.
     pub default_retention: Option<Retention>,
+    /// The tables tasks may touch (JSON `[{"region", "name"}]`, IAM wildcards); `None`:
+    /// none (docs/request.md#allow-lists).
+    pub allowed_tables: Option<Vec<TableRule>>,
+    /// The buckets and key prefixes tasks may touch (JSON `[{"name", "prefix"}]`); `None`:
+    /// none.
+    pub allowed_buckets: Option<Vec<BucketRule>>,
     /// Items per scan page (DynamoDB's 1 MB limit applies anyway). Not an environment
     /// variable: `solace local` and tests set it for slow emulators.
     pub scan_page_limit: Option<i32>,
@@ -238,6 +263,8 @@ impl Config {
             expected_bucket_owner: var("SOLACE_EXPECTED_BUCKET_OWNER"),
             backup_kms_key: var("SOLACE_BACKUP_KMS_KEY_ARN"),
             default_retention: retention(&var)?,
+            allowed_tables: json(&var, "SOLACE_ALLOWED_TABLES")?,
+            allowed_buckets: json(&var, "SOLACE_ALLOWED_BUCKETS")?,
             scan_page_limit: None,
             fan_out_per_invocation: 200_000,
         };
@@ -339,6 +366,10 @@ mod tests {
             let config = Config::from_lookup(|n| match n {
                 "SOLACE_RETENTION_MODE" if pair.contains(&name) => Some("GOVERNANCE".to_owned()),
                 "SOLACE_RETENTION_DAYS" if pair.contains(&name) => Some("5".to_owned()),
+                "SOLACE_ALLOWED_TABLES" if n == name => {
+                    Some(r#"[{"region": "*", "name": "orders"}]"#.to_owned())
+                }
+                "SOLACE_ALLOWED_BUCKETS" if n == name => Some(r#"[{"name": "b"}]"#.to_owned()),
                 _ => (n == name).then(|| "5".to_owned()),
             })
             .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -22,6 +22,7 @@
 //! - [`lambda`]: the thin `lambda_runtime` entry point of the function binaries.
 //! - `mem` (feature `mem`): in-memory services for the handlers' unit tests.
 
+pub mod allow;
 pub mod complete;
 pub mod config;
 pub mod context;

@@ -21,7 +21,7 @@ use crate::message::{Action, Request, SegmentMessage, VerifyFields};
 use crate::queues::{MAX_BATCH, Queues};
 use crate::status::CancelOutcome;
 use crate::status::{self, StatusStore};
-use crate::{metrics, records};
+use crate::{allow, metrics, records};
 
 /// Why a request is refused; the text is the reason an operator reads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,6 +258,18 @@ async fn process<S: Services>(
         Ok(r) => r,
         Err(invalid) => return reject(ctx, &task_id, &body, &invalid.to_string()).await,
     };
+    let status_tables = [
+        ctx.config.backup_status_table.as_str(),
+        ctx.config.restore_status_table.as_str(),
+    ];
+    if let Some(reason) = allow::refusal(
+        ctx.config.allowed_tables.as_deref(),
+        ctx.config.allowed_buckets.as_deref(),
+        &status_tables,
+        &request,
+    ) {
+        return reject(ctx, &task_id, &body, &reason).await;
+    }
     if request.action == Action::Backup && request.retention().is_none() {
         if let Some(r) = ctx.config.default_retention {
             request.retention_mode = Some(r.mode);

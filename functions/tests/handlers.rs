@@ -10,6 +10,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::types::AttributeValue;
 use solace_codec::SegmentId;
 use solace_functions::Function;
+use solace_functions::allow::{BucketRule, TableRule};
 use solace_functions::config::Config;
 use solace_functions::context::{Context, Services};
 use solace_functions::dispatch::dispatch;
@@ -42,6 +43,14 @@ fn config() -> Config {
         rejected_queue_url: REJECTED_QUEUE.into(),
         batch_bytes: 2 << 10,
         deadline_margin: Duration::from_millis(100),
+        allowed_tables: Some(vec![TableRule {
+            region: "us-east-1".into(),
+            name: "orders*".into(),
+        }]),
+        allowed_buckets: Some(vec![BucketRule {
+            name: "backups".into(),
+            prefix: "orders/".into(),
+        }]),
         ..Config::from_lookup(|_| None).expect("defaults")
     }
 }

@@ -635,3 +635,222 @@ fn a_resource_outside_the_function_is_caught() {
         "{problems}"
     );
 }
+
+/// The collection a `for` expression (perhaps inside one function call, `distinct(…)`)
+/// iterates, and the text of what it yields.
+fn for_over(expr: &Expression) -> Option<(String, String)> {
+    match expr {
+        Expression::ForExpr(f) => Some((
+            syntax::format::to_string(&f.collection_expr).ok()?,
+            syntax::format::to_string(&f.value_expr).ok()?,
+        )),
+        Expression::FuncCall(call) if call.args.len() == 1 => for_over(&call.args[0]),
+        _ => None,
+    }
+}
+
+/// The expression of local `name`.
+fn local_expr<'a>(tf: &'a Module, name: &str) -> &'a Expression {
+    tf.blocks()
+        .iter()
+        .filter(|b| b.identifier.as_str() == "locals")
+        .find_map(|b| attr(&b.body, name))
+        .unwrap_or_else(|| panic!("local.{name} is not defined"))
+}
+
+#[test]
+fn the_request_function_and_the_roles_enforce_the_same_allow_lists() {
+    let tf = load();
+    // The request function gets the variables themselves…
+    let env = environment(&tf, Function::Request).expect("request environment");
+    for (var, variable) in [
+        ("SOLACE_ALLOWED_TABLES", "allowed_tables"),
+        ("SOLACE_ALLOWED_BUCKETS", "allowed_buckets"),
+    ] {
+        let value = env.get(var).unwrap_or_else(|| panic!("{var} is not set"));
+        assert_eq!(
+            value.reference().map(render_ref).as_deref(),
+            Some(format!("var.{variable}").as_str()),
+            "{var} is jsonencode(var.{variable})"
+        );
+    }
+    // …and the roles' data resources are made from the same variables, nothing else.
+    for (local, variable, parts) in [
+        (
+            "data_table_arns",
+            "var.allowed_tables",
+            &["region", "name"][..],
+        ),
+        ("data_bucket_arns", "var.allowed_buckets", &["name"][..]),
+        (
+            "data_object_arns",
+            "var.allowed_buckets",
+            &["name", "prefix"][..],
+        ),
+    ] {
+        let (collection, value) = for_over(local_expr(&tf, local))
+            .unwrap_or_else(|| panic!("local.{local} is not a for expression"));
+        assert_eq!(
+            collection.trim(),
+            variable,
+            "local.{local} iterates {variable}"
+        );
+        for part in parts {
+            assert!(
+                value.contains(&format!(".{part}}}")),
+                "local.{local} uses each entry's {part}: {value}"
+            );
+        }
+    }
+    // Neither list has a default, and an empty one is refused with what to set.
+    for variable in ["allowed_tables", "allowed_buckets"] {
+        let block = tf
+            .block("variable", variable, "")
+            .or_else(|| {
+                tf.blocks().iter().find(|b| {
+                    b.identifier.as_str() == "variable"
+                        && b.labels.first().map(|l| l.as_str()) == Some(variable)
+                })
+            })
+            .unwrap_or_else(|| panic!("variable {variable}"));
+        assert!(
+            attr(&block.body, "default").is_none(),
+            "{variable} has no default"
+        );
+        let refuses_empty = block
+            .body
+            .blocks()
+            .filter(|b| b.identifier.as_str() == "validation")
+            .any(|v| {
+                let condition = attr(&v.body, "condition")
+                    .and_then(|c| syntax::format::to_string(c).ok())
+                    .unwrap_or_default();
+                let message = attr(&v.body, "error_message")
+                    .and_then(|c| syntax::format::to_string(c).ok())
+                    .unwrap_or_default();
+                condition.replace(' ', "") == format!("length(var.{variable})>0")
+                    && message.contains(&format!("{variable} is empty"))
+                    && message.contains("e.g.")
+            });
+        assert!(
+            refuses_empty,
+            "{variable}: a validation refuses an empty list and says what to set"
+        );
+    }
+}
+
+#[test]
+fn no_role_may_scan_or_write_a_status_table_as_data() {
+    let tf = load();
+    for function in Function::ALL {
+        let mut problems = Vec::new();
+        let role = format!("aws_iam_role.fn[\"{}\"]", function.name());
+        let statements = iam::role_statements(&tf, &role, &mut problems);
+        let denied = |action: &str, table: &str| {
+            statements.iter().any(|s| {
+                s.effect == "Deny"
+                    && s.actions.iter().any(|a| a == action)
+                    && s.resources
+                        .iter()
+                        .any(|r| r.contains(&format!("aws_dynamodb_table.status[\"{table}\"]")))
+            })
+        };
+        for action in ["dynamodb:Scan", "dynamodb:BatchWriteItem"] {
+            for table in ["backup", "restore"] {
+                assert!(
+                    denied(action, table),
+                    "{function:?}: {action} on the {table} status table is denied: {statements:#?}"
+                );
+            }
+        }
+    }
+}
+
+/// `map[key]` of an evaluated JSON-like structure.
+fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v.resolved() {
+        Value::Map(m) => m.get(key),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_queue_refuses_plain_http_and_any_sender_but_its_own() {
+    let tf = load();
+    let block = tf
+        .block("resource", "aws_sqs_queue_policy", "queue")
+        .expect("the queue policies");
+    let role = |f: &str| format!("aws_iam_role.fn[\"{f}\"].arn");
+    let want: BTreeMap<String, BTreeSet<String>> = [
+        (
+            "work-request",
+            vec!["var.request_senders".to_owned(), role("request")],
+        ),
+        (
+            "work-backup",
+            vec![role("request"), role("backup"), role("redrive")],
+        ),
+        (
+            "work-restore",
+            vec![role("request"), role("restore"), role("redrive")],
+        ),
+        ("dlq-request", vec![]),
+        ("dlq-backup", vec![]),
+        ("dlq-restore", vec![]),
+        ("rejected", vec![role("request")]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into_iter().collect()))
+    .collect();
+    let instances = tf.instances(block);
+    let keys: BTreeSet<String> = instances.iter().filter_map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        keys,
+        want.keys().cloned().collect(),
+        "a policy for every queue"
+    );
+    let policy = attr(&block.body, "policy").expect("policy");
+    for (key, scope) in &instances {
+        let key = key.clone().unwrap_or_default();
+        let doc = tf.eval(policy, scope);
+        let Some(Value::List(statements)) = field(&doc, "Statement").map(Value::resolved) else {
+            panic!("{key}: no Statement list");
+        };
+        let text = |v: Option<&Value>| v.map(|v| v.resolved().render()).unwrap_or_default();
+        let deny_all =
+            |s: &Value| text(field(s, "Effect")) == "Deny" && text(field(s, "Principal")) == "*";
+        let tls = statements.iter().any(|s| {
+            deny_all(s)
+                && text(field(s, "Action")) == "sqs:*"
+                && text(
+                    field(s, "Condition")
+                        .and_then(|c| field(c, "Bool"))
+                        .and_then(|b| field(b, "aws:SecureTransport")),
+                ) == "false"
+        });
+        assert!(tls, "{key}: denies every call without TLS");
+        let senders: Vec<BTreeSet<String>> = statements
+            .iter()
+            .filter(|s| deny_all(s) && text(field(s, "Action")) == "sqs:SendMessage")
+            .filter_map(|s| {
+                let arns = field(s, "Condition")
+                    .and_then(|c| field(c, "ArnNotEquals"))
+                    .and_then(|c| field(c, "aws:PrincipalArn"))?;
+                match arns.resolved() {
+                    Value::List(items) => Some(
+                        items
+                            .iter()
+                            .map(|i| i.reference().map(render_ref).unwrap_or_else(|| i.render()))
+                            .collect(),
+                    ),
+                    _ => None,
+                }
+            })
+            .collect();
+        assert_eq!(
+            senders,
+            [want[&key].clone()],
+            "{key}: SendMessage denied to all but its senders"
+        );
+    }
+}

@@ -115,6 +115,24 @@ override_resource {
   target = aws_cloudwatch_dashboard.solace
 }
 
+# The allow-lists have no default: every run names them.
+variables {
+  request_senders = ["arn:aws:iam::111122223333:role/backup-operator"]
+  allowed_tables  = [{ region = "us-east-1", name = "orders" }, { region = "*", name = "orders-restored-*" }]
+  allowed_buckets = [{ name = "example-dynamodb-backups", prefix = "orders/" }]
+}
+
+run "allow_lists_may_not_be_empty" {
+  command = plan
+
+  variables {
+    allowed_tables  = []
+    allowed_buckets = []
+  }
+
+  expect_failures = [var.allowed_tables, var.allowed_buckets]
+}
+
 run "defaults" {
   command = apply
 
@@ -177,7 +195,7 @@ run "defaults" {
   }
   assert {
     condition = (
-      toset(keys(aws_lambda_function.fn["request"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_REQUEST_QUEUE_URL", "SOLACE_BACKUP_QUEUE_URL", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_REJECTED_QUEUE_URL", "SOLACE_BACKUP_STATUS_TABLE", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_MAX_SEGMENTS"]) &&
+      toset(keys(aws_lambda_function.fn["request"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_REQUEST_QUEUE_URL", "SOLACE_BACKUP_QUEUE_URL", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_REJECTED_QUEUE_URL", "SOLACE_BACKUP_STATUS_TABLE", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_MAX_SEGMENTS", "SOLACE_ALLOWED_TABLES", "SOLACE_ALLOWED_BUCKETS"]) &&
       toset(keys(aws_lambda_function.fn["backup"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_BACKUP_QUEUE_URL", "SOLACE_BACKUP_STATUS_TABLE", "SOLACE_BATCH_BYTES", "SOLACE_COMPRESSION_LEVEL", "SOLACE_DEADLINE_MARGIN_MS"]) &&
       toset(keys(aws_lambda_function.fn["restore"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_DEADLINE_MARGIN_MS"]) &&
       toset(keys(aws_lambda_function.fn["redrive"].environment[0].variables)) == toset(["RUST_LOG", "SOLACE_BACKUP_QUEUE_URL", "SOLACE_RESTORE_QUEUE_URL", "SOLACE_BACKUP_STATUS_TABLE", "SOLACE_RESTORE_STATUS_TABLE", "SOLACE_REDRIVE_LIMIT"])

@@ -17,7 +17,14 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 /// Directories never scanned, by name, wherever they are.
-const SKIP_DIRS: &[&str] = &["target", ".git", ".venv", "node_modules", ".terraform"];
+const SKIP_DIRS: &[&str] = &[
+    "target",
+    ".git",
+    ".venv",
+    ".venv-tools",
+    "node_modules",
+    ".terraform",
+];
 /// Directories never scanned, by path from the repository root.
 const SKIP_PATHS: &[&str] = &["fuzz/target"];
 /// Files scanned, by extension.

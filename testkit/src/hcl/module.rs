@@ -236,7 +236,8 @@ impl Module {
     ///   [`Value::Opaque`]) and onto references;
     /// - `cond ? a : b` as [`union`] of both branches, since either may hold;
     /// - functions: `merge` of maps; `concat`, `toset`, `tolist`, `distinct`, `compact` and
-    ///   `sort` of lists as the concatenation of their elements, in order, duplicates kept;
+    ///   `sort` of lists as the concatenation of their elements, in order, duplicates kept
+    ///   (a reference argument, `var.x`, is one element standing for its own);
     ///   `tostring`, `tonumber` and `jsonencode` of one value as that value (a policy in
     ///   `jsonencode()` is read as a structure). Any other function, or one of these on
     ///   arguments it cannot combine, is [`Value::Opaque`];
@@ -304,6 +305,8 @@ impl Module {
                     for a in &args {
                         match a.resolved() {
                             Value::List(items) => out.extend(items.iter().cloned()),
+                            // A variable's list stays one element that stands for its own.
+                            Value::Ref(_) => out.push(a.clone()),
                             _ => return None,
                         }
                     }
@@ -605,8 +608,17 @@ locals {
                 "{f}"
             );
         }
+        // A variable's list is one element standing for its own; anything else unknown is
+        // opaque.
         assert_eq!(
             eval(r#"concat(["a"], var.more)"#),
+            Value::List(vec![
+                s("a"),
+                Value::Ref(vec![Seg::Attr("var".into()), Seg::Attr("more".into())])
+            ])
+        );
+        assert_eq!(
+            eval(r#"concat(["a"], merge(var.m))"#),
             Value::Opaque("concat(…)".into())
         );
     }
