@@ -91,12 +91,129 @@ struct World {
     bucket: String,
 }
 
+/// A string every source table holds in keys and values, and nothing else may ever show:
+/// no log line (at debug level, every crate), no status item outside a `checkpoint`
+/// attribute ([`assert_no_canary`]).
+const CANARY: &str = "CANARY-7f3b";
+
+/// Items whose keys and values hold [`CANARY`], in every source table.
+const CANARY_ITEMS: u64 = 5;
+
+/// Log lines that held [`CANARY`], from every scenario of this process.
+static CANARY_SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Where the functions' logs go: a line holding [`CANARY`] is kept for [`assert_no_canary`];
+/// with `RUST_LOG` set every line is echoed to stderr.
+struct CanaryWriter;
+
+impl std::io::Write for CanaryWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        if text.contains(CANARY) {
+            CANARY_SEEN
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(text.chars().take(600).collect());
+        }
+        if std::env::var_os("RUST_LOG").is_some() {
+            eprint!("{text}");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Debug level for every crate (or `RUST_LOG`), through [`CanaryWriter`].
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| CanaryWriter)
+        .try_init();
+}
+
+/// No log line and no status item of `local`'s tables held the canary (checkpoints aside:
+/// they must carry scan keys, and live only in attributes named for them).
+async fn assert_no_canary(local: &Running) {
+    let seen = CANARY_SEEN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert!(seen.is_empty(), "item data reached the logs: {seen:#?}");
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    for table in [
+        &local.ctx.config.backup_status_table,
+        &local.ctx.config.restore_status_table,
+    ] {
+        let mut start = None;
+        loop {
+            let page = dynamodb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan a status table");
+            for item in page.items() {
+                for (name, value) in item {
+                    if !name.contains("checkpoint") {
+                        assert!(
+                            !format!("{value:?}").contains(CANARY),
+                            "item data in status table {table}, attribute {name}"
+                        );
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Writes the [`CANARY_ITEMS`]: the canary in the key, in a string, a set and a map.
+async fn put_canary_items(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    for i in 0..CANARY_ITEMS {
+        let item = std::collections::HashMap::from([
+            ("pk".to_owned(), A::S(format!("{CANARY}-key-{i}"))),
+            ("note".to_owned(), A::S(format!("a value holding {CANARY}"))),
+            (
+                "tags".to_owned(),
+                A::Ss(vec![CANARY.to_owned(), "other".into()]),
+            ),
+            (
+                "nested".to_owned(),
+                A::M(std::collections::HashMap::from([(
+                    "deep".to_owned(),
+                    A::S(CANARY.to_owned()),
+                )])),
+            ),
+        ]);
+        dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("a canary item");
+    }
+}
+
 async fn world(items: u64) -> World {
     let sdk = sdk().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let source = unique_name("src");
     create_table(&dynamodb, &source).await.expect("table");
-    fill(&dynamodb, &source, items).await.expect("filled");
+    fill(&dynamodb, &source, items - CANARY_ITEMS)
+        .await
+        .expect("filled");
+    put_canary_items(&dynamodb, &source).await;
     let bucket = unique_name("bkt");
     create_bucket(&s3_client(&sdk), &bucket)
         .await
@@ -118,10 +235,7 @@ async fn start(tag: &str, options: LocalOptions) -> Running {
 
 async fn start_with(tag: &str, options: LocalOptions, config: Config) -> Running {
     // `RUST_LOG=info cargo test ... -- --nocapture` shows what the functions did.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_logs();
     let options = LocalOptions {
         queue_prefix: format!("{tag}-"),
         ..options
@@ -378,6 +492,7 @@ async fn changing_table(w: &World) {
         )
         .await
         .expect("restore done");
+    assert_no_canary(&local).await;
     local.stop().await;
     assert!(restore.succeeded(), "{restore:?}");
     assert!(stats.killed() > 0, "invocations were killed");
@@ -463,11 +578,23 @@ async fn cancels(w: &World) {
         backup.errors.values().any(|r| r == "cancelled"),
         "{backup:?}"
     );
-    let ended = keys("cancel/").await;
+    // The function that counted the last segment writes the completion record just after.
+    let mut ended = keys("cancel/").await;
+    for _ in 0..60 {
+        if ended
+            .iter()
+            .any(|k| k.ends_with("solace-meta/complete.json"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        ended = keys("cancel/").await;
+    }
     assert!(
         ended
             .iter()
-            .any(|k| k.ends_with("solace-meta/complete.json"))
+            .any(|k| k.ends_with("solace-meta/complete.json")),
+        "the cancelled backup has its completion record: {ended:?}"
     );
 
     let target = unique_name("dst");
@@ -517,6 +644,7 @@ async fn cancels(w: &World) {
         (again.completed, again.failed),
         (restore.completed, restore.failed)
     );
+    assert_no_canary(&local).await;
     local.stop().await;
     assert_calls_declared();
 }
@@ -555,8 +683,40 @@ async fn backup_only(w: &World, local: &Running, prefix: &str) -> TaskStatus {
 async fn continuations(w: &World) {
     let opts = options();
     let stats = opts.stats.clone();
-    let local = start("cont", opts).await;
+    // This deployment encrypts its backups with a KMS key of its own.
+    let key = "arn:aws:kms:us-east-1:123456789012:key/5e1f0000-0000-4000-8000-00000000c0de";
+    let config = Config {
+        backup_kms_key: Some(key.to_owned()),
+        ..config("cont")
+    };
+    let local = start_with("cont", opts, config).await;
     let (backup, restore, target) = backup_and_restore(w, &local, 4, "cont/").await;
+    // Every object the backup wrote is SSE-KMS with that key (S3 bucket key on), and the
+    // restore read them.
+    let s3 = s3_client(&w.sdk);
+    for object in [
+        "cont/0x0/0x0",
+        "cont/0x3/0x0",
+        "cont/solace-meta/manifest.json",
+        "cont/solace-meta/segments/0x0.json",
+        "cont/solace-meta/complete.json",
+    ] {
+        let head = s3
+            .head_object()
+            .bucket(&w.bucket)
+            .key(object)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{object}: {e:?}"));
+        assert_eq!(
+            head.server_side_encryption,
+            Some(aws_sdk_s3::types::ServerSideEncryption::AwsKms),
+            "{object}"
+        );
+        assert_eq!(head.ssekms_key_id.as_deref(), Some(key), "{object}");
+        assert_eq!(head.bucket_key_enabled, Some(true), "{object}");
+    }
+    assert_no_canary(&local).await;
     local.stop().await;
     assert_equal_tables(w, &target).await;
     assert_exact("backup", &backup, 4, 900);
@@ -613,6 +773,7 @@ async fn duplicates(w: &World) {
     };
     let local = start_with("dup", opts, config).await;
     let (backup, restore, target) = backup_and_restore(w, &local, 4, "dup/").await;
+    assert_no_canary(&local).await;
     local.stop().await;
     assert_exact("backup", &backup, 4, 900);
     assert_exact("restore", &restore, 4, 900);
@@ -706,6 +867,7 @@ async fn crashes() {
                 assert_equal_tables(&w, &target).await;
             }
         }
+        assert_no_canary(&local).await;
         local.stop().await;
         killed += stats.killed();
         tracing::info!(schedule, killed, "scenario 2: crash schedule passed");
@@ -777,6 +939,7 @@ async fn failing_segment(w: &World) {
         .await
         .expect("read")
         .expect("task");
+    assert_no_canary(&local).await;
     local.stop().await;
     assert_eq!(
         (restore.total, restore.completed, restore.failed),
@@ -972,6 +1135,7 @@ async fn refusals(w: &World) {
         )
         .await
         .expect("restore ends");
+    assert_no_canary(&local).await;
     local.stop().await;
     assert_eq!((status.completed, status.failed), (1, 1), "{status:?}");
     assert!(status.errors["0x0"].contains(key), "{:?}", status.errors);
@@ -1224,6 +1388,7 @@ async fn bad_requests(w: &World) -> usize {
             "{q} is empty"
         );
     }
+    assert_no_canary(&local).await;
     local.stop().await;
     catalog.len()
 }

@@ -92,7 +92,7 @@ fn scan_item(text: &str, start: usize) -> Result<usize, RawItemError> {
             Some(item) => RawItemError::Item(item),
             None => RawItemError::Json {
                 offset: start + offset_of(&bytes[start..], e.line(), e.column()),
-                message: strip_position(&e.to_string()),
+                message: describe(&e),
             },
         }),
         None => Err(RawItemError::Json {
@@ -114,11 +114,17 @@ fn offset_of(bytes: &[u8], line: usize, column: usize) -> usize {
     (offset + column.saturating_sub(1)).min(bytes.len())
 }
 
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
+/// What kind of JSON error `e` is, without serde's own text: that quotes the offending value
+/// (`invalid type: string "…"`), and error texts never hold item data. The offset says where.
+fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax => "malformed JSON",
+        Category::Eof => "the JSON ends early",
+        Category::Data => "JSON that is not a DynamoDB item",
+        Category::Io => "the JSON could not be read",
     }
+    .to_owned()
 }
 
 /// When a batch closes and how hard it is compressed.

@@ -28,8 +28,9 @@ pub enum ItemErrorKind {
     UnknownType(String),
     #[error("{0} set is empty")]
     EmptySet(&'static str),
-    #[error("{0:?} is not a DynamoDB number")]
-    BadNumber(String),
+    /// The value is not quoted: error texts never hold item data, only its length.
+    #[error("a number value of {0} characters is not a DynamoDB number")]
+    BadNumber(usize),
     #[error("binary value is not valid base64: {0}")]
     BadBase64(String),
     #[error("NULL must be true")]
@@ -96,7 +97,7 @@ pub(crate) fn take_last() -> Option<ItemError> {
 /// Checks a DynamoDB number: an optional minus sign, digits with an optional fraction, an
 /// optional exponent, and at most 38 significant digits.
 pub fn check_number(s: &str) -> Result<(), ItemErrorKind> {
-    let bad = || ItemErrorKind::BadNumber(s.to_owned());
+    let bad = || ItemErrorKind::BadNumber(s.chars().count());
     let b = s.as_bytes();
     let mut i = usize::from(b.first() == Some(&b'-'));
     let mantissa_start = i;

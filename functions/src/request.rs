@@ -719,6 +719,8 @@ async fn fan_out<S: Services>(
                     unsent = task.total - sent,
                     "task cancelled during its fan-out: the unsent segments are counted failed"
                 );
+                // These counts may be a backup's last: its completion record is due.
+                crate::complete::record_if_done(ctx, task_id, request).await?;
             }
             continue;
         }

@@ -276,7 +276,16 @@ async fn a_million_segment_task_fans_out_across_invocations_and_counts_exactly()
         assert!(invocations <= 10, "the fan-out never ends");
         let response = invoke(&ctx, Function::Request, event).await;
         assert!(failed_ids(&response).is_empty(), "{response:?}");
-        for m in messages(&ctx, BACKUP_QUEUE) {
+        // Only what this test checks is read from each of the million bodies.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct First {
+            task_id: String,
+            segment: u32,
+            checkpoint: Option<serde::de::IgnoredAny>,
+        }
+        for body in ctx.services.queues.drain(BACKUP_QUEUE) {
+            let m: First = serde_json::from_str(&body).expect("a segment message");
             assert!(m.checkpoint.is_none() && m.task_id == BACKUP_TASK);
             first[m.segment as usize] += 1;
         }
