@@ -456,19 +456,8 @@ async fn changing_table(w: &World) {
         ..config("live")
     };
     let local = start_with("live", opts, config).await;
-    let id = local
-        .send(&request("backup", 2, &w.source, &w.bucket, "live/", REGION))
-        .await
-        .expect("sent");
-    let backup = local
-        .wait(
-            &local.ctx.config.backup_status_table,
-            &id,
-            Duration::from_secs(300),
-            |_| {},
-        )
-        .await
-        .expect("backup done");
+    let backup = request("backup", 2, &w.source, &w.bucket, "live/", REGION);
+    let backup = run_task(&local, &backup, &local.ctx.config.backup_status_table).await;
     let _ = stop_writer.send(true);
     let history = writer.await.expect("writer");
     assert!(
@@ -479,19 +468,8 @@ async fn changing_table(w: &World) {
 
     let target = unique_name("dst");
     create_table(&w.dynamodb, &target).await.expect("target");
-    let id = local
-        .send(&request("restore", 2, &target, &w.bucket, "live/", REGION))
-        .await
-        .expect("sent");
-    let restore = local
-        .wait(
-            &local.ctx.config.restore_status_table,
-            &id,
-            Duration::from_secs(300),
-            |_| {},
-        )
-        .await
-        .expect("restore done");
+    let restore = request("restore", 2, &target, &w.bucket, "live/", REGION);
+    let restore = run_task(&local, &restore, &local.ctx.config.restore_status_table).await;
     assert_no_canary(&local).await;
     local.stop().await;
     assert!(restore.succeeded(), "{restore:?}");
@@ -662,21 +640,19 @@ async fn wait_for_progress(status: &solace_functions::status::DynamoStatus, tabl
     panic!("task {id} never started");
 }
 
+/// Sends `request` and waits (up to 300 s) until its task in `table` is done.
+async fn run_task(local: &Running, request: &serde_json::Value, table: &str) -> TaskStatus {
+    let id = local.send(request).await.expect("sent");
+    local
+        .wait(table, &id, Duration::from_secs(300), |_| {})
+        .await
+        .expect("the task ends")
+}
+
 /// A 4-segment backup of the source to `prefix`, waited for.
 async fn backup_only(w: &World, local: &Running, prefix: &str) -> TaskStatus {
-    let id = local
-        .send(&request("backup", 4, &w.source, &w.bucket, prefix, REGION))
-        .await
-        .expect("sent");
-    local
-        .wait(
-            &local.ctx.config.backup_status_table,
-            &id,
-            Duration::from_secs(300),
-            |_| {},
-        )
-        .await
-        .expect("backup done")
+    let backup = request("backup", 4, &w.source, &w.bucket, prefix, REGION);
+    run_task(local, &backup, &local.ctx.config.backup_status_table).await
 }
 
 /// Scenario 1: several segments, a deadline short enough to force continuations.

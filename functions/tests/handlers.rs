@@ -804,7 +804,12 @@ async fn every_record_of_a_work_batch_runs_in_the_invocation() {
 
 /// The restore request of the fixture, with `changes` applied to its body.
 fn restore_request(changes: &[(&str, serde_json::Value)]) -> SqsEvent {
-    let mut event = fixture("request-restore.json");
+    request_with("request-restore.json", changes)
+}
+
+/// The request of fixture `name`, with `changes` applied to its body.
+fn request_with(name: &str, changes: &[(&str, serde_json::Value)]) -> SqsEvent {
+    let mut event = fixture(name);
     let mut body: serde_json::Value =
         serde_json::from_str(event.records[0].body.as_deref().unwrap_or_default()).expect("json");
     for (k, v) in changes {
@@ -1260,15 +1265,9 @@ async fn the_task_records_who_sent_the_request() {
     );
 }
 
+/// The backup request of the fixture, with `changes` applied to its body.
 fn backup_request(changes: &[(&str, serde_json::Value)]) -> SqsEvent {
-    let mut event = fixture("request-backup.json");
-    let mut body: serde_json::Value =
-        serde_json::from_str(event.records[0].body.as_deref().unwrap_or_default()).expect("json");
-    for (k, v) in changes {
-        body[*k] = v.clone();
-    }
-    event.records[0].body = Some(body.to_string());
-    event
+    request_with("request-backup.json", changes)
 }
 
 #[tokio::test]
