@@ -280,9 +280,15 @@ async fn process<S: Services>(
         .services
         .bucket(&request.bucket_region, &request.bucket_name);
     let created_at = status::now_rfc3339();
-    let admitted = match request.action {
-        Action::Restore | Action::Verify => admit_restore(ctx, &request, &bucket).await,
-        Action::Backup => admit_backup(&task_id, &request, &bucket, &created_at)
+    let table = ctx.config.status_table(request.action);
+    // A redelivery of a request whose task is recorded was admitted then: its checks are
+    // not made again, since what its own segments did since (a restore's first items in
+    // the destination) would refuse it and leave the rest of its fan-out unsent.
+    let recorded = ctx.services.status().read_task(table, &task_id).await?;
+    let admitted = match (&recorded, request.action) {
+        (Some(_), _) => Ok(Vec::new()),
+        (None, Action::Restore | Action::Verify) => admit_restore(ctx, &request, &bucket).await,
+        (None, Action::Backup) => admit_backup(&task_id, &request, &bucket, &created_at)
             .await
             .map(|()| Vec::new()),
     };
@@ -291,7 +297,6 @@ async fn process<S: Services>(
         Err(Refused::Reject(reason)) => return reject(ctx, &task_id, &body, &reason).await,
         Err(Refused::Retry(e)) => return Err(e),
     };
-    let table = ctx.config.status_table(request.action);
     let created = ctx
         .services
         .status()
@@ -354,17 +359,23 @@ async fn continue_fan_out<S: Services>(
     };
     records::record_task(&fields.task_id, None);
     let table = ctx.config.status_table(fields.request.action);
-    if ctx
+    let Some(task) = ctx
         .services
         .status()
         .read_task(table, &fields.task_id)
         .await?
-        .is_none()
-    {
+    else {
         error!(
             error = "no such task in the status table",
             "fan-out continuation for a task that does not exist consumed"
         );
+        return Ok(());
+    };
+    // Only the task's own request fans out: a continuation naming anything else would mark
+    // segments sent whose messages every worker then refuses, and the task would never end.
+    let differ = status::mismatches(&task, &fields.request, 0);
+    if !differ.is_empty() {
+        error!(error = "the continuation does not match its task", fields = ?differ, "fan-out continuation consumed");
         return Ok(());
     }
     if !fan_out(ctx, &fields.task_id, &fields.request, stop_at).await? {

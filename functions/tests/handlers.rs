@@ -1330,3 +1330,56 @@ async fn a_backup_with_a_retention_needs_a_lock_enabled_bucket_and_carries_it_to
     assert!(reasons[1].contains("1 to 36500"), "{reasons:?}");
     assert!(reasons[2].contains("is a backup field"), "{reasons:?}");
 }
+
+#[tokio::test]
+async fn a_restore_fan_out_cut_short_is_finished_though_its_destination_now_holds_items() {
+    let ctx = backed_up(20).await;
+    ctx.services.queues.fail_next(RESTORE_QUEUE, u32::MAX);
+    let response = invoke(&ctx, Function::Request, fixture("request-restore.json")).await;
+    assert_eq!(
+        failed_ids(&response).len(),
+        1,
+        "handed back, its task recorded"
+    );
+    // Meanwhile the destination gained items (say, from a segment sent before the crash).
+    let target = ctx.services.table("us-east-1", "orders-restored");
+    let mut item = std::collections::HashMap::new();
+    item.insert("pk".to_owned(), AttributeValue::S("item-000000".into()));
+    target.insert(item);
+    ctx.services.queues.fail_next(RESTORE_QUEUE, 0);
+    let response = invoke(&ctx, Function::Request, fixture("request-restore.json")).await;
+    assert!(failed_ids(&response).is_empty());
+    assert!(rejections(&ctx).is_empty(), "the redelivery is not refused");
+    assert_eq!(
+        ctx.services.queues.len(RESTORE_QUEUE),
+        2,
+        "the fan-out is finished"
+    );
+}
+
+#[tokio::test]
+async fn a_fan_out_continuation_naming_another_request_is_consumed_and_sends_nothing() {
+    let ctx = context(services_with_items(10));
+    // A fan-out cut short: both segments claimed, none sent.
+    ctx.services.queues.fail_next(BACKUP_QUEUE, u32::MAX);
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    ctx.services.queues.fail_next(BACKUP_QUEUE, 0);
+    let mut request: serde_json::Value = serde_json::from_str(
+        fixture("request-backup.json").records[0]
+            .body
+            .as_deref()
+            .unwrap_or_default(),
+    )
+    .expect("json");
+    request["table-name"] = "orders-other".into();
+    let forged =
+        serde_json::json!({"action": "fan-out", "task-id": BACKUP_TASK, "request": request});
+    let response = invoke(&ctx, Function::Request, request_event("forged", forged)).await;
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0, "nothing sent");
+    // The request's own redelivery finishes it.
+    invoke(&ctx, Function::Request, fixture("request-backup.json")).await;
+    let sent = messages(&ctx, BACKUP_QUEUE);
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|m| m.request.table_name == "orders"));
+}
