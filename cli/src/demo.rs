@@ -353,3 +353,59 @@ pub async fn demo(sdk: &SdkConfig, items: u64, segments: u32) -> anyhow::Result<
     println!("    time:    {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
+
+/// `solace demo prepare`: the sample table of every attribute type, an empty table to
+/// restore into, and a bucket.
+pub async fn prepare(
+    sdk: &SdkConfig,
+    items: u64,
+    source: &str,
+    restored: &str,
+    bucket: &str,
+) -> anyhow::Result<()> {
+    let region = sdk
+        .region()
+        .map_or("us-east-1".to_owned(), |r| r.to_string());
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let s3 = solace_pipeline::aws::s3_client(sdk, &region);
+    create_table(&dynamodb, source).await?;
+    create_table(&dynamodb, restored).await?;
+    let mut create = s3.create_bucket().bucket(bucket);
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    region.as_str(),
+                ))
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .with_context(|| format!("creating bucket {bucket}"))?;
+    fill(&dynamodb, source, items).await?;
+    Ok(())
+}
+
+/// `solace demo compare`: whether two tables hold the same items; the differences counted.
+pub async fn compare(sdk: &SdkConfig, a: &str, b: &str) -> anyhow::Result<bool> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let (x, y) = (contents(&dynamodb, a).await?, contents(&dynamodb, b).await?);
+    if x == y {
+        println!("verified: {b} holds exactly the {} items of {a}", x.len());
+        return Ok(true);
+    }
+    let missing = x.keys().filter(|k| !y.contains_key(*k)).count();
+    let extra = y.keys().filter(|k| !x.contains_key(*k)).count();
+    let differ = x
+        .iter()
+        .filter(|(k, v)| y.get(*k).is_some_and(|w| w != *v))
+        .count();
+    println!(
+        "NOT equal: {a} has {} items, {b} {}: {missing} missing, {extra} extra, {differ} different",
+        x.len(),
+        y.len()
+    );
+    Ok(false)
+}

@@ -13,4 +13,29 @@
 
 pub mod batch;
 pub mod demo;
+pub mod deploy;
+pub mod direct;
+pub mod error;
 pub mod local;
+pub mod ls;
+pub mod ops;
+pub mod report;
+pub mod url;
+
+/// Logs of the operator commands: warnings and errors on stderr (`RUST_LOG` decides), so
+/// stdout stays data.
+///
+/// By default the request handler's own log of a rejection is off: the command reports the
+/// refusal itself (direct mode runs that handler in this process).
+pub fn logging() {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,solace_functions::request=off")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}

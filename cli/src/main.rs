@@ -3,22 +3,90 @@
 use std::io::{self, BufReader};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use solace_cli::batch as cli_batch;
+use solace_cli::deploy::{Deployment, DeploymentArgs};
+use solace_cli::error::CliError;
+use solace_cli::ops::{self, Ops};
+use solace_cli::url::S3Url;
 
 #[derive(Parser)]
 #[command(
     name = "solace",
     version,
-    about = "Serverless DynamoDB to S3 backup and restore"
+    about = "Serverless DynamoDB to S3 backup and restore",
+    max_term_width = 100,
+    after_help = EXIT_CODES
 )]
 struct Cli {
+    /// Print JSON on stdout: one object per listing or status, JSON lines while watching.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(flatten)]
+    deployment: DeploymentArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (status: the task was found and printed; without --wait: the request was sent)
+  1    the task failed or was cancelled, or verification found damage
+  2    usage error, or a request refused (by this command or by the request function)
+  3    not found or AWS error (unknown task, table or bucket; access denied; unreachable)
+  130  interrupted (--wait/--watch: the task keeps running; --direct: the run stops)
+
+AWS settings come from the environment as the AWS SDK reads them (AWS_PROFILE, AWS_REGION,
+AWS_ENDPOINT_URL). docs/cli.md has every command's output fields.";
+
 #[derive(Subcommand)]
 enum Command {
+    /// Back up a table to s3://BUCKET/PREFIX (a new prefix) and print the task id.
+    #[command(after_help = EXIT_CODES)]
+    Backup(ops::BackupArgs),
+    /// Restore a backup into a table and print the task id.
+    #[command(after_help = EXIT_CODES)]
+    Restore(ops::RestoreArgs),
+    /// Check every batch of a backup against its markers and checksums, writing nothing.
+    #[command(after_help = EXIT_CODES)]
+    Verify(ops::VerifyArgs),
+    /// Show a task: state, segments, items, bytes, rate, and each failed segment's reason.
+    #[command(after_help = EXIT_CODES)]
+    Status {
+        /// The task id `backup`, `restore` or `verify` printed.
+        task_id: String,
+        /// Watch it until it ends (progress on stderr) and exit by how it ended.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Recent tasks of every kind, newest first, one line each.
+    #[command(after_help = EXIT_CODES)]
+    Tasks {
+        /// Only tasks still running.
+        #[arg(long, conflicts_with = "failed")]
+        running: bool,
+        /// Only tasks with a failed segment (cancelled ones included).
+        #[arg(long)]
+        failed: bool,
+        /// At most this many.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+    },
+    /// The backups under s3://BUCKET[/PREFIX]: table, time, state, segments, batches,
+    /// items, stored bytes, compression ratio.
+    #[command(after_help = EXIT_CODES)]
+    Ls {
+        #[arg(value_name = "s3://BUCKET[/PREFIX]")]
+        url: S3Url,
+        /// The bucket's region (default: the AWS SDK's region).
+        #[arg(long, value_name = "R")]
+        bucket_region: Option<String>,
+    },
+    /// Cancel a running task: its segments stop at their next step and count as failed.
+    #[command(after_help = EXIT_CODES)]
+    Cancel { task_id: String },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
     /// Work with single batch objects.
     #[command(subcommand)]
     Batch(BatchCommand),
@@ -32,9 +100,13 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
-    /// The main job end to end: a sample table backed up through the request queue, restored
-    /// into a new table and verified.
+    /// The main job end to end in one process (a sample table backed up through the request
+    /// queue, restored into a new table and verified), or the steps `scripts/demo` runs
+    /// around the operator commands.
+    #[command(args_conflicts_with_subcommands = true)]
     Demo {
+        #[command(subcommand)]
+        step: Option<DemoStep>,
         /// Items in the sample table.
         #[arg(long, default_value_t = 20_000)]
         items: u64,
@@ -42,6 +114,24 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         segments: u32,
     },
+}
+
+#[derive(Subcommand)]
+enum DemoStep {
+    /// Create a sample table of every attribute type, an empty table and a bucket.
+    Prepare {
+        /// Items in the sample table.
+        #[arg(long, default_value_t = 2_000)]
+        items: u64,
+        #[arg(long, default_value = "solace-demo-source")]
+        source: String,
+        #[arg(long, default_value = "solace-demo-restored")]
+        restored: String,
+        #[arg(long, default_value = "solace-demo")]
+        bucket: String,
+    },
+    /// Exit 0 when two tables hold the same items, 1 otherwise.
+    Compare { a: String, b: String },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +152,8 @@ enum BatchCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
+    let deployment = cli.deployment;
     let result = match cli.command {
         Command::Local {
             lambda_timeout_secs,
@@ -70,13 +162,35 @@ fn main() -> ExitCode {
             solace_functions::lambda::init_logging(false);
             runtime().and_then(|rt| rt.block_on(local(lambda_timeout_secs, concurrency)))
         }
-        Command::Demo { items, segments } => {
+        Command::Demo {
+            step,
+            items,
+            segments,
+        } => {
             solace_functions::lambda::init_logging(false);
             runtime().and_then(|rt| {
                 rt.block_on(async {
                     let sdk =
                         aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-                    solace_cli::demo::demo(&sdk, items, segments).await
+                    match step {
+                        None => solace_cli::demo::demo(&sdk, items, segments).await,
+                        Some(DemoStep::Prepare {
+                            items,
+                            source,
+                            restored,
+                            bucket,
+                        }) => {
+                            solace_cli::demo::prepare(&sdk, items, &source, &restored, &bucket)
+                                .await
+                        }
+                        Some(DemoStep::Compare { a, b }) => {
+                            if solace_cli::demo::compare(&sdk, &a, &b).await? {
+                                Ok(())
+                            } else {
+                                anyhow::bail!("the tables differ")
+                            }
+                        }
+                    }
                 })
             })
         }
@@ -92,12 +206,58 @@ fn main() -> ExitCode {
                 .map(|n| eprintln!("decoded {n} items"))
                 .map_err(anyhow::Error::from)
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "solace", &mut io::stdout());
+            Ok(())
+        }
+        operator => return operate(operator, deployment, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("solace: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The operator's commands: their exit codes are the documented ones.
+fn operate(command: Command, deployment: DeploymentArgs, json: bool) -> ExitCode {
+    solace_cli::logging();
+    let outcome = runtime().map_err(CliError::from).and_then(|rt| {
+        rt.block_on(async move {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let ops = Ops {
+                deploy: Deployment::new(sdk, deployment),
+                json,
+            };
+            let run = async {
+                match command {
+                    Command::Backup(a) => ops.backup(a).await,
+                    Command::Restore(a) => ops.restore(a).await,
+                    Command::Verify(a) => ops.verify(a).await,
+                    Command::Status { task_id, watch } => ops.status(&task_id, watch).await,
+                    Command::Tasks {
+                        running,
+                        failed,
+                        limit,
+                    } => ops.tasks(running, failed, limit).await,
+                    Command::Ls { url, bucket_region } => ops.ls(&url, bucket_region).await,
+                    Command::Cancel { task_id } => ops.cancel(&task_id).await,
+                    _ => Err(CliError::refused("not an operator command")),
+                }
+            };
+            tokio::select! {
+                r = run => r,
+                _ = tokio::signal::ctrl_c() => Err(CliError::interrupted(ops::interrupt_message())),
+            }
+        })
+    });
+    match outcome {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(e) => {
+            eprintln!("solace: {e}");
+            ExitCode::from(e.exit as u8)
         }
     }
 }

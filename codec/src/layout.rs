@@ -372,9 +372,77 @@ pub fn parse_batch_key(prefix: &str, key: &str) -> Result<(SegmentId, BatchId), 
     Ok((SegmentId::parse(segment)?, BatchId::parse(batch)?))
 }
 
+/// What an object under a backup is, by its key alone ([`backup_object`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupObject {
+    Batch(SegmentId, BatchId),
+    Manifest,
+    SegmentMarker(SegmentId),
+    Completion,
+    Schema,
+}
+
+/// The backup a key belongs to and what it is there: the backup's prefix as
+/// [`normalized_prefix`] writes it (`""` or ending in `/`), or `None` for a key this layout
+/// does not write. Listings group a bucket's keys into backups with it.
+pub fn backup_object(key: &str) -> Option<(&str, BackupObject)> {
+    if let Some((root, name)) = key.rsplit_once(META_FOLDER) {
+        let what = match name {
+            "manifest.json" => BackupObject::Manifest,
+            "complete.json" => BackupObject::Completion,
+            "schema.json" => BackupObject::Schema,
+            _ => {
+                let segment = name.strip_prefix("segments/")?.strip_suffix(".json")?;
+                BackupObject::SegmentMarker(SegmentId::parse(segment).ok()?)
+            }
+        };
+        let root_ok = root.is_empty() || root.ends_with('/');
+        return root_ok.then_some((root, what));
+    }
+    let (rest, batch) = key.rsplit_once('/')?;
+    let (root, segment) = match rest.rsplit_once('/') {
+        Some((root, segment)) => (&key[..root.len() + 1], segment),
+        None => ("", rest),
+    };
+    let segment = SegmentId::parse(segment).ok()?;
+    let batch = BatchId::parse(batch).ok()?;
+    Some((root, BackupObject::Batch(segment, batch)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_grouped_by_their_backup() {
+        for prefix in ["", "p/", "a/b/"] {
+            let s = SegmentId(0x1a);
+            for (key, what) in [
+                (
+                    batch_key(prefix, s, BatchId(3)),
+                    BackupObject::Batch(s, BatchId(3)),
+                ),
+                (manifest_key(prefix), BackupObject::Manifest),
+                (completion_key(prefix), BackupObject::Completion),
+                (schema_key(prefix), BackupObject::Schema),
+                (
+                    segment_marker_key(prefix, s),
+                    BackupObject::SegmentMarker(s),
+                ),
+            ] {
+                assert_eq!(backup_object(&key), Some((prefix, what)), "{key}");
+            }
+        }
+        for other in [
+            "p/notes.txt",
+            "p/0x1/readme",
+            "p/0x01/0x0",
+            "p/solace-meta/other.json",
+            "x/solace-meta/segments/0xg.json",
+        ] {
+            assert_eq!(backup_object(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn names_are_lower_case_hex_without_padding() {

@@ -10,7 +10,7 @@ use aws_config::SdkConfig;
 use solace_codec::EncoderConfig;
 use solace_codec::SegmentId;
 use solace_pipeline::aws::{DynamoTable, Encryption, S3Objects};
-use solace_pipeline::{BackupConfig, Fence, Objects, RestoreConfig, Table};
+use solace_pipeline::{BackupConfig, Fence, Objects, Progress, RestoreConfig, Table};
 
 use crate::config::Config;
 use crate::error::{Error, QueueError};
@@ -48,10 +48,22 @@ pub struct Context<S> {
     pub backup: BackupConfig,
     pub restore: RestoreConfig,
     pub services: S,
+    /// Counters every segment run in this process also counts into (direct mode's progress
+    /// display); `None` in a Lambda function.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl<S: Services> Context<S> {
     pub fn new(config: Config, services: S) -> Arc<Self> {
+        Self::with_progress(config, services, None)
+    }
+
+    /// A context whose segment runs also count into `progress`.
+    pub fn with_progress(
+        config: Config,
+        services: S,
+        progress: Option<Arc<Progress>>,
+    ) -> Arc<Self> {
         let backup = BackupConfig {
             encoder: EncoderConfig {
                 target_bytes: config.batch_bytes,
@@ -70,6 +82,7 @@ impl<S: Services> Context<S> {
             backup,
             restore,
             services,
+            progress,
         })
     }
 

@@ -116,6 +116,7 @@ impl StatusStore for MemStatus {
                     notes: notes.to_vec(),
                     requested_by: (!requested_by.is_empty()).then(|| requested_by.to_owned()),
                     request: Some(request.clone()),
+                    created_at: Some(created_at.to_owned()),
                     ..TaskStatus::default()
                 },
                 cancelled_by: None,
@@ -147,6 +148,7 @@ impl StatusStore for MemStatus {
             return Ok(Count::AlreadyCounted);
         }
         item.ended = true;
+        task.status.updated_at = Some(crate::status::now_rfc3339());
         match end {
             SegmentEnd::Completed { items, bytes } => {
                 task.status.completed += 1;

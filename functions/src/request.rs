@@ -133,7 +133,7 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
 }
 
 /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-7`…
-fn check_region(field: &'static str, region: &str) -> Result<(), InvalidRequest> {
+pub fn check_region(field: &'static str, region: &str) -> Result<(), InvalidRequest> {
     let parts: Vec<&str> = region.split('-').collect();
     let ok = parts.len() >= 3
         && parts.len() <= 4
@@ -154,7 +154,7 @@ fn check_region(field: &'static str, region: &str) -> Result<(), InvalidRequest>
     }
 }
 
-fn check_table_name(name: &str) -> Result<(), InvalidRequest> {
+pub fn check_table_name(name: &str) -> Result<(), InvalidRequest> {
     let ok = (3..=255).contains(&name.len())
         && name
             .bytes()
@@ -166,7 +166,7 @@ fn check_table_name(name: &str) -> Result<(), InvalidRequest> {
     }
 }
 
-fn check_bucket_name(name: &str) -> Result<(), InvalidRequest> {
+pub fn check_bucket_name(name: &str) -> Result<(), InvalidRequest> {
     let bad = |why: &'static str| {
         Err(InvalidRequest::BucketName {
             name: name.to_owned(),
@@ -635,7 +635,7 @@ async fn admit_restore<S: Services>(
 }
 
 /// The number of `0x…` segment folders directly under `prefix`.
-async fn segment_folders<O: Objects>(bucket: &O, prefix: &str) -> Result<u64, StoreError> {
+pub async fn segment_folders<O: Objects>(bucket: &O, prefix: &str) -> Result<u64, StoreError> {
     let prefix = solace_codec::normalized_prefix(prefix);
     let folders = bucket.list_folders(&prefix).await?;
     Ok(folders

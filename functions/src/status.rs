@@ -61,6 +61,9 @@ pub struct TaskStatus {
     /// The request the task runs, as recorded; `None` when the item does not hold one this
     /// code can read.
     pub request: Option<Request>,
+    /// When the request was accepted, and when a segment was last counted (RFC 3339).
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
 }
 
 impl TaskStatus {
@@ -873,6 +876,8 @@ pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
     TaskStatus {
         requested_by: text("requested-by"),
         request,
+        created_at: text("created-at"),
+        updated_at: text("updated-at"),
         cancelled_at: text("cancelled-at"),
         fanned_out: num("fanned-out"),
         fanning_out: num("fanning-out"),

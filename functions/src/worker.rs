@@ -229,7 +229,7 @@ async fn process<S: Services>(
         segment,
     });
     let bucket = Arc::new(ctx.services.bucket(&req.bucket_region, &req.bucket_name));
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::under(ctx.progress.clone()));
 
     let run = match (&message.checkpoint, action) {
         (None | Some(Checkpoint::Backup(_)), Action::Backup) => {

@@ -69,6 +69,7 @@ fn context(services: MemServices) -> Arc<Context<MemServices>> {
     let config = config();
     let base = Context::new(config.clone(), MemServices::default());
     Arc::new(Context {
+        progress: None,
         config,
         backup: BackupConfig {
             retry: quick_retries(),
@@ -251,6 +252,7 @@ async fn a_million_segment_task_fans_out_across_invocations_and_counts_exactly()
     const SEGMENTS: u32 = 1_000_000;
     let ctx = context(services_with_items(1));
     let ctx = Arc::new(Context {
+        progress: None,
         config: Config {
             max_segments: SEGMENTS,
             fan_out_per_invocation: 300_000,
@@ -673,6 +675,7 @@ async fn a_dead_letter_is_rerouted_until_the_limit_then_fails_its_segment_once()
 
     // At the limit (2 in the fixture, the default of 3 set to 2 here): failed, once.
     let ctx = Arc::new(Context {
+        progress: None,
         config: Config {
             redrive_limit: 2,
             ..ctx.config.clone()
@@ -698,6 +701,7 @@ async fn a_dead_letter_is_rerouted_until_the_limit_then_fails_its_segment_once()
 #[tokio::test]
 async fn a_dead_letter_for_a_task_that_does_not_exist_is_consumed() {
     let ctx = Arc::new(Context {
+        progress: None,
         config: Config {
             redrive_limit: 2,
             ..config()

@@ -134,7 +134,7 @@ impl Retrier {
             });
         }
         if let Some(p) = &self.progress {
-            p.retries.fetch_add(1, Ordering::Relaxed);
+            p.retry();
         }
         let delay = self.policy.delay(attempt);
         if Instant::now() + delay > self.deadline {

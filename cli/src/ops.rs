@@ -1,0 +1,758 @@
+//! The operator's commands (docs/cli.md): `backup`, `restore`, `verify`, `status`, `tasks`,
+//! `cancel`. A request is built here, checked by the request function's own validator
+//! ([`solace_functions::request::validate`]) and then either sent to the deployment's
+//! request queue or run in this process ([`crate::direct`]).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use solace_codec::layout::{Completion, Manifest};
+use solace_functions::message::{Action, Request};
+use solace_functions::request::{segment_folders, validate};
+use solace_functions::status::{DynamoStatus, StatusStore, TaskStatus, task_status};
+use solace_pipeline::Objects;
+use solace_pipeline::aws::S3Objects;
+
+use crate::deploy::Deployment;
+use crate::direct::{Direct, DirectOptions};
+use crate::error::{CliError, CliResult, Exit};
+use crate::report::{Expected, View, Watch, state, thousands};
+use crate::url::S3Url;
+
+/// What Ctrl-C says, set by the command as it goes (main prints it and exits 130).
+static INTERRUPT: Mutex<Option<String>> = Mutex::new(None);
+
+pub fn on_interrupt(message: String) {
+    *INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+}
+
+pub fn interrupt_message() -> String {
+    INTERRUPT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(|| "interrupted".to_owned())
+}
+
+/// One segment per this many bytes of `TableSizeBytes` when `--segments` is not given.
+pub const BYTES_PER_SEGMENT: u64 = 1 << 30;
+
+/// The most segments the size rule picks: the deployments' default `SOLACE_MAX_SEGMENTS`, so
+/// an automatic count is never refused.
+pub const MAX_AUTOMATIC_SEGMENTS: u32 = 1000;
+
+/// The segment count of a backup of a table of `size_bytes` (docs/cli.md#segments): one
+/// per GiB, at least 1, at most [`MAX_AUTOMATIC_SEGMENTS`].
+pub fn segments_for_size(size_bytes: u64) -> u32 {
+    u32::try_from(size_bytes.div_ceil(BYTES_PER_SEGMENT))
+        .unwrap_or(u32::MAX)
+        .clamp(1, MAX_AUTOMATIC_SEGMENTS)
+}
+
+/// The validator's segment ceiling here: the deployment's is its own state, so only what
+/// no deployment accepts is refused locally.
+fn local_max_segments() -> u32 {
+    std::env::var("SOLACE_MAX_SEGMENTS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// Flags every task command shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Watch the task until it ends (progress on stderr) and exit by how it ended.
+    #[arg(long)]
+    pub wait: bool,
+    /// Run it in this process: no queues, no Lambda, no status items.
+    #[arg(long)]
+    pub direct: bool,
+    /// Direct mode: segments run at once.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "direct")]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// The table to back up.
+    #[arg(long, value_name = "NAME")]
+    pub table: String,
+    /// The table's region (default: the AWS SDK's region).
+    #[arg(long, value_name = "R")]
+    pub table_region: Option<String>,
+    /// Where the backup goes: a bucket and a new prefix.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub to: S3Url,
+    /// The bucket's region (default: the AWS SDK's region).
+    #[arg(long, value_name = "R")]
+    pub bucket_region: Option<String>,
+    /// Segments to scan in parallel (default: one per GiB of the table, at least 1).
+    #[arg(long, value_name = "N")]
+    pub segments: Option<u32>,
+    /// Object Lock mode of every object the backup writes (with --retention-days).
+    #[arg(long, value_name = "MODE", value_parser = ["GOVERNANCE", "COMPLIANCE"])]
+    pub retention_mode: Option<String>,
+    /// Days every object the backup writes is locked for.
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// Direct mode: the KMS key every object is encrypted with (default: SSE-S3). Deployed,
+    /// the deployment's `backup_kms_key_arn` decides.
+    #[arg(long, value_name = "ARN", requires = "direct")]
+    pub kms_key: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup to restore.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub from: S3Url,
+    /// The table to restore into (it must exist; empty unless --allow-non-empty-table).
+    #[arg(long, value_name = "NAME")]
+    pub table: String,
+    /// The table's region (default: the AWS SDK's region).
+    #[arg(long, value_name = "R")]
+    pub table_region: Option<String>,
+    /// The bucket's region (default: the AWS SDK's region).
+    #[arg(long, value_name = "R")]
+    pub bucket_region: Option<String>,
+    /// Restore into a table that already holds items.
+    #[arg(long)]
+    pub allow_non_empty_table: bool,
+    /// Restore what a backup committed although it never completed.
+    #[arg(long)]
+    pub allow_incomplete_backup: bool,
+    /// Only for a source that does not record its segment count; a Solace backup sets it.
+    #[arg(long, value_name = "N")]
+    pub segments: Option<u32>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// The backup to check.
+    #[arg(value_name = "s3://BUCKET/PREFIX")]
+    pub backup: S3Url,
+    /// The bucket's region (default: the AWS SDK's region).
+    #[arg(long, value_name = "R")]
+    pub bucket_region: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What every command gets.
+#[derive(Debug)]
+pub struct Ops {
+    pub deploy: Deployment,
+    pub json: bool,
+}
+
+fn region(given: &Option<String>, deploy: &Deployment, flag: &str) -> CliResult<String> {
+    given
+        .clone()
+        .or_else(|| deploy.region())
+        .ok_or_else(|| CliError::refused(format!("no region: pass --{flag} or set AWS_REGION")))
+}
+
+fn status_error(e: solace_functions::error::StatusError) -> CliError {
+    CliError::not_found(e.to_string())
+}
+
+fn store_error(e: solace_pipeline::StoreError) -> CliError {
+    CliError::not_found(e.to_string())
+}
+
+/// The request's JSON, checked by the request function's validator: a refusal is exit 2 with
+/// its reason, and nothing is sent.
+fn checked(body: Value) -> CliResult<(String, Request)> {
+    let body = body.to_string();
+    let request =
+        validate(&body, local_max_segments()).map_err(|e| CliError::refused(e.to_string()))?;
+    Ok((body, request))
+}
+
+impl Ops {
+    fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        solace_pipeline::aws::s3_client(&self.deploy.sdk, region)
+    }
+
+    /// `ItemCount` and `TableSizeBytes`; exit 3 when there is no such table.
+    async fn describe(&self, region: &str, name: &str) -> CliResult<(u64, u64)> {
+        let client = solace_pipeline::aws::dynamodb_client(&self.deploy.sdk, region);
+        match client.describe_table().table_name(name).send().await {
+            Ok(out) => {
+                let t = out.table.unwrap_or_else(|| {
+                    aws_sdk_dynamodb::types::TableDescription::builder().build()
+                });
+                Ok((
+                    t.item_count.unwrap_or(0).max(0) as u64,
+                    t.table_size_bytes.unwrap_or(0).max(0) as u64,
+                ))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Err(CliError::not_found(format!(
+                    "table {name} not found in {region}"
+                )))
+            }
+            Err(e) => Err(CliError::aws(
+                format!("describing table {name} in {region}"),
+                &e,
+            )),
+        }
+    }
+
+    /// Exit 3 when the bucket does not exist or cannot be reached.
+    async fn head_bucket(&self, region: &str, bucket: &str) -> CliResult<()> {
+        match self.s3(region).head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Err(
+                CliError::not_found(format!("bucket {bucket} does not exist (in {region})")),
+            ),
+            Err(e) => Err(CliError::aws(format!("bucket {bucket} in {region}"), &e)),
+        }
+    }
+
+    pub async fn backup(&self, a: BackupArgs) -> CliResult<Exit> {
+        let table_region = region(&a.table_region, &self.deploy, "table-region")?;
+        let bucket_region = region(&a.bucket_region, &self.deploy, "bucket-region")?;
+        let mut body = json!({
+            "action": "backup",
+            "total-segments": a.segments.unwrap_or(1),
+            "table-region": table_region,
+            "table-name": a.table,
+            "bucket-region": bucket_region,
+            "bucket-name": a.to.bucket,
+            "bucket-prefix": a.to.prefix,
+        });
+        if let Some(m) = &a.retention_mode {
+            body["retention-mode"] = m.clone().into();
+        }
+        if let Some(d) = a.retention_days {
+            body["retention-days"] = d.into();
+        }
+        // Syntax first: nothing is read for a request that cannot be sent.
+        checked(body.clone())?;
+        let (items, size) = self.describe(&table_region, &a.table).await?;
+        self.head_bucket(&bucket_region, &a.to.bucket).await?;
+        if a.segments.is_none() {
+            body["total-segments"] = segments_for_size(size).into();
+        }
+        let (body, request) = checked(body)?;
+        let expected = Expected {
+            items,
+            bytes: size,
+            estimate: true,
+        };
+        let options = DirectOptions {
+            concurrency: a.run.concurrency,
+            kms_key: a.kms_key.clone(),
+        };
+        self.submit(&body, &request, &a.run, &options, Some(expected))
+            .await
+    }
+
+    /// What a backup says about itself: its segment count and totals, read from its
+    /// manifest, completion record, or (a Solace v3 backup) its segment folders.
+    async fn backup_facts(
+        &self,
+        region: &str,
+        url: &S3Url,
+    ) -> CliResult<(Option<u32>, Option<Expected>)> {
+        self.head_bucket(region, &url.bucket).await?;
+        let bucket = S3Objects::new(self.s3(region), &url.bucket, None);
+        let completion = bucket
+            .get(&solace_codec::completion_key(&url.prefix))
+            .await
+            .map_err(store_error)?
+            .and_then(|b| Completion::from_json(&b).ok())
+            .map(|c| Expected {
+                items: c.items,
+                bytes: c.bytes,
+                estimate: false,
+            });
+        let manifest_key = solace_codec::manifest_key(&url.prefix);
+        if let Some(body) = bucket.get(&manifest_key).await.map_err(store_error)? {
+            let m = Manifest::from_json(&body).map_err(|e| {
+                CliError::refused(format!(
+                    "the backup's manifest {manifest_key} is unreadable: {e}"
+                ))
+            })?;
+            return Ok((Some(m.total_segments), completion));
+        }
+        let folders = segment_folders(&bucket, &url.prefix)
+            .await
+            .map_err(store_error)?;
+        Ok((u32::try_from(folders).ok().filter(|n| *n > 0), completion))
+    }
+
+    /// The segment count of a restore or verify: the backup's own.
+    fn source_segments(url: &S3Url, recorded: Option<u32>, given: Option<u32>) -> CliResult<u32> {
+        match (recorded, given) {
+            (Some(n), None) => Ok(n),
+            (Some(n), Some(g)) if n == g => Ok(n),
+            (Some(n), Some(g)) => Err(CliError::refused(format!(
+                "--segments {g}: the backup at {url} was made with {n} segments, and a restore uses the backup's own count (leave --segments out)"
+            ))),
+            (None, Some(g)) => Ok(g),
+            (None, None) => Err(CliError::not_found(format!(
+                "no backup at {url}: no manifest and no segment folder"
+            ))),
+        }
+    }
+
+    pub async fn restore(&self, a: RestoreArgs) -> CliResult<Exit> {
+        let table_region = region(&a.table_region, &self.deploy, "table-region")?;
+        let bucket_region = region(&a.bucket_region, &self.deploy, "bucket-region")?;
+        let mut body = json!({
+            "action": "restore",
+            "total-segments": a.segments.unwrap_or(1),
+            "table-region": table_region,
+            "table-name": a.table,
+            "bucket-region": bucket_region,
+            "bucket-name": a.from.bucket,
+            "bucket-prefix": a.from.prefix,
+        });
+        if a.allow_non_empty_table {
+            body["allow-non-empty-table"] = true.into();
+        }
+        if a.allow_incomplete_backup {
+            body["allow-incomplete-backup"] = true.into();
+        }
+        checked(body.clone())?;
+        self.describe(&table_region, &a.table).await?;
+        let (recorded, expected) = self.backup_facts(&bucket_region, &a.from).await?;
+        body["total-segments"] = Self::source_segments(&a.from, recorded, a.segments)?.into();
+        let (body, request) = checked(body)?;
+        let options = DirectOptions {
+            concurrency: a.run.concurrency,
+            kms_key: None,
+        };
+        self.submit(&body, &request, &a.run, &options, expected)
+            .await
+    }
+
+    pub async fn verify(&self, a: VerifyArgs) -> CliResult<Exit> {
+        let bucket_region = region(&a.bucket_region, &self.deploy, "bucket-region")?;
+        let mut body = json!({
+            "action": "verify",
+            "total-segments": 1,
+            "bucket-region": bucket_region,
+            "bucket-name": a.backup.bucket,
+            "bucket-prefix": a.backup.prefix,
+        });
+        checked(body.clone())?;
+        let (recorded, expected) = self.backup_facts(&bucket_region, &a.backup).await?;
+        body["total-segments"] = Self::source_segments(&a.backup, recorded, None)?.into();
+        let (body, request) = checked(body)?;
+        let options = DirectOptions {
+            concurrency: a.run.concurrency,
+            kms_key: None,
+        };
+        self.submit(&body, &request, &a.run, &options, expected)
+            .await
+    }
+
+    /// Sends the request (or runs it here) and, with `--wait`, watches it end.
+    async fn submit(
+        &self,
+        body: &str,
+        request: &Request,
+        run: &RunArgs,
+        options: &DirectOptions,
+        expected: Option<Expected>,
+    ) -> CliResult<Exit> {
+        if run.direct {
+            return self.direct(body, request, options, expected).await;
+        }
+        let queue = self.deploy.request_queue().await?;
+        let out = self
+            .deploy
+            .sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| CliError::aws("sending the request", &e))?;
+        let id = out
+            .message_id
+            .ok_or_else(|| CliError::not_found("SendMessage returned no message id"))?;
+        if !run.wait {
+            if self.json {
+                let mut v: Value = serde_json::from_str(body).unwrap_or_default();
+                v["task-id"] = id.clone().into();
+                println!("{v}");
+            } else {
+                println!("{id}");
+            }
+            return Ok(Exit::Success);
+        }
+        eprintln!("{} task {id} sent", request.action.as_str());
+        self.watch(request.action, &id, expected, true).await
+    }
+
+    /// Watches a task until it is done: the display, then the summary and the exit code by
+    /// the predicates. With `sent`, a task not yet in its status table may have been
+    /// refused: the rejected-requests queue is searched for it.
+    async fn watch(
+        &self,
+        action: Action,
+        id: &str,
+        expected: Option<Expected>,
+        sent: bool,
+    ) -> CliResult<Exit> {
+        on_interrupt(format!(
+            "interrupted: task {id} keeps running; watch it again with `solace status {id} --watch`"
+        ));
+        let table = self.deploy.status_table(action).to_owned();
+        let status = DynamoStatus::new(self.deploy.dynamodb.clone());
+        let watch = Watch::new(action.as_str(), self.json);
+        watch.waiting("waiting for the request function to take it");
+        let rejected = if sent {
+            self.deploy.rejected_queue().await.ok()
+        } else {
+            None
+        };
+        let mut polls = 0u64;
+        loop {
+            match status.read_task(&table, id).await.map_err(status_error)? {
+                Some(s) => {
+                    let mut view = View::of(id, s);
+                    view.expected = expected;
+                    watch.update(&view);
+                    if view.status.is_done() {
+                        watch.finish(&view);
+                        return Ok(ended(&view));
+                    }
+                }
+                None => {
+                    if let (Some(queue), true) = (&rejected, polls % 4 == 0) {
+                        if let Some(reason) = self.rejection(queue, id).await? {
+                            watch.abandon();
+                            return Err(CliError::refused(format!(
+                                "the request function refused task {id}: {reason}"
+                            )));
+                        }
+                    }
+                }
+            }
+            polls += 1;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    }
+
+    /// The rejection of task `id` on the rejected-requests queue, if it is there. Messages
+    /// are only looked at (visibility timeout 0): they stay for the operator.
+    async fn rejection(&self, queue: &str, id: &str) -> CliResult<Option<String>> {
+        let out = self
+            .deploy
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| CliError::aws("reading the rejected-requests queue", &e))?;
+        Ok(out.messages.unwrap_or_default().into_iter().find_map(|m| {
+            let v: Value = serde_json::from_str(m.body.as_deref()?).ok()?;
+            (v["task-id"].as_str() == Some(id))
+                .then(|| v["reason"].as_str().unwrap_or("no reason given").to_owned())
+        }))
+    }
+
+    async fn direct(
+        &self,
+        body: &str,
+        request: &Request,
+        options: &DirectOptions,
+        expected: Option<Expected>,
+    ) -> CliResult<Exit> {
+        let url = format!("s3://{}/{}", request.bucket_name, request.bucket_prefix);
+        on_interrupt(match request.action {
+            Action::Backup => format!(
+                "interrupted: the direct backup stopped; {url} has no completion record, so it is not complete and a restore refuses it"
+            ),
+            Action::Restore => format!(
+                "interrupted: the direct restore stopped; table {} holds part of {url}",
+                request.table_name
+            ),
+            Action::Verify => format!("interrupted: the verify of {url} stopped"),
+        });
+        let direct = Direct::start(&self.deploy.sdk, body, request.action, options).await?;
+        eprintln!(
+            "direct {} {} started",
+            request.action.as_str(),
+            direct.task_id
+        );
+        let watch = Watch::new(request.action.as_str(), self.json);
+        let started = tokio::time::Instant::now();
+        let view = |status: TaskStatus| {
+            let snap = direct.progress.snapshot();
+            View {
+                task_id: direct.task_id.clone(),
+                elapsed: Some(started.elapsed()),
+                status,
+                request: Some(request.clone()),
+                direct: true,
+                live: Some((snap.items, snap.bytes)),
+                expected,
+            }
+        };
+        let run = direct.run(options.concurrency);
+        tokio::pin!(run);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let status = loop {
+            tokio::select! {
+                done = &mut run => break done?,
+                _ = tick.tick() => {
+                    if let Some(s) = direct.status() {
+                        watch.update(&view(s));
+                    }
+                }
+            }
+        };
+        let v = view(status);
+        watch.finish(&v);
+        if !v.status.is_done() {
+            return Err(CliError::failed(format!(
+                "task {} ended with {} of {} segments counted",
+                v.task_id,
+                v.status.completed + v.status.failed,
+                v.status.total
+            )));
+        }
+        Ok(ended(&v))
+    }
+
+    /// Finds a task in either status table.
+    async fn find(&self, id: &str) -> CliResult<(Action, TaskStatus)> {
+        if id.is_empty() || id.contains('#') {
+            return Err(CliError::refused(format!(
+                "{id:?} is not a task id (1-256 characters, no `#`)"
+            )));
+        }
+        let status = DynamoStatus::new(self.deploy.dynamodb.clone());
+        for (action, table) in [
+            (Action::Backup, &self.deploy.backup_status_table),
+            (Action::Restore, &self.deploy.restore_status_table),
+        ] {
+            if let Some(s) = status.read_task(table, id).await.map_err(status_error)? {
+                let action = s.request.as_ref().map_or(action, |r| r.action);
+                return Ok((action, s));
+            }
+        }
+        Err(CliError::not_found(format!(
+            "no task {id} in {} or {}",
+            self.deploy.backup_status_table, self.deploy.restore_status_table
+        )))
+    }
+
+    /// What a running task is expected to reach, for its ETA.
+    async fn expected(&self, s: &TaskStatus) -> Option<Expected> {
+        let r = s.request.as_ref()?;
+        match r.action {
+            Action::Backup => {
+                let (items, bytes) = self.describe(&r.table_region, &r.table_name).await.ok()?;
+                Some(Expected {
+                    items,
+                    bytes,
+                    estimate: true,
+                })
+            }
+            Action::Restore | Action::Verify => {
+                let url = S3Url {
+                    bucket: r.bucket_name.clone(),
+                    prefix: r.bucket_prefix.clone(),
+                };
+                self.backup_facts(&r.bucket_region, &url).await.ok()?.1
+            }
+        }
+    }
+
+    pub async fn status(&self, id: &str, watch: bool) -> CliResult<Exit> {
+        let (action, s) = self.find(id).await?;
+        if watch {
+            let expected = if s.is_done() {
+                None
+            } else {
+                self.expected(&s).await
+            };
+            return self.watch(action, id, expected, false).await;
+        }
+        let view = View::of(id, s);
+        if self.json {
+            println!("{}", view.to_json());
+        } else {
+            print!("{}", view.to_text());
+        }
+        Ok(Exit::Success)
+    }
+
+    pub async fn tasks(&self, running: bool, failed: bool, limit: usize) -> CliResult<Exit> {
+        let mut all = Vec::new();
+        for table in [
+            &self.deploy.backup_status_table,
+            &self.deploy.restore_status_table,
+        ] {
+            all.extend(self.scan_tasks(table).await?);
+        }
+        all.sort_by(|a, b| {
+            b.status
+                .created_at
+                .cmp(&a.status.created_at)
+                .then(a.task_id.cmp(&b.task_id))
+        });
+        let rows: Vec<View> = all
+            .into_iter()
+            .filter(|v| !running || state(&v.status) == "running")
+            .filter(|v| {
+                !failed || matches!(state(&v.status), "failed" | "cancelled") || v.status.failed()
+            })
+            .take(limit)
+            .collect();
+        if self.json {
+            let tasks: Vec<Value> = rows.iter().map(View::to_json).collect();
+            println!("{}", json!({ "tasks": tasks }));
+            return Ok(Exit::Success);
+        }
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::NOTHING);
+        table.set_header([
+            "TASK", "ACTION", "STATE", "SEGMENTS", "ITEMS", "TABLE", "BACKUP", "CREATED",
+        ]);
+        for v in &rows {
+            let s = &v.status;
+            let r = v.request.as_ref();
+            table.add_row([
+                v.task_id.clone(),
+                r.map_or("?", |r| r.action.as_str()).to_owned(),
+                state(s).to_owned(),
+                format!(
+                    "{}/{}{}",
+                    s.completed + s.failed,
+                    s.total,
+                    if s.failed > 0 {
+                        format!(" ({} failed)", s.failed)
+                    } else {
+                        String::new()
+                    }
+                ),
+                thousands(s.items),
+                r.map_or(String::new(), |r| r.table_name.clone()),
+                r.map_or(String::new(), |r| {
+                    format!("s3://{}/{}", r.bucket_name, r.bucket_prefix)
+                }),
+                s.created_at.clone().unwrap_or_default(),
+            ]);
+        }
+        println!("{table}");
+        Ok(Exit::Success)
+    }
+
+    /// Every task item of a status table (segment items skipped).
+    async fn scan_tasks(&self, table: &str) -> CliResult<Vec<View>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .deploy
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .filter_expression("attribute_not_exists(#kind)")
+            .expression_attribute_names("#kind", "kind")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| CliError::aws(format!("reading status table {table}"), &e))?;
+            for item in page.items() {
+                if let Some(AttributeValue::S(id)) = item.get("task-id") {
+                    out.push(View::of(id, task_status(item)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn cancel(&self, id: &str) -> CliResult<Exit> {
+        let (action, s) = self.find(id).await?;
+        if let Some(at) = &s.cancelled_at {
+            return Err(CliError::refused(format!(
+                "task {id} was cancelled already (at {at})"
+            )));
+        }
+        if s.is_done() {
+            return Err(CliError::refused(format!(
+                "task {id} has finished ({} segments completed, {} failed): there is nothing to cancel",
+                s.completed, s.failed
+            )));
+        }
+        let queue = self.deploy.request_queue().await?;
+        let body = json!({"action": "cancel", "task-id": id}).to_string();
+        let out = self
+            .deploy
+            .sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| CliError::aws("sending the cancel", &e))?;
+        // The request function records it; wait a little to say so.
+        let table = self.deploy.status_table(action).to_owned();
+        let status = DynamoStatus::new(self.deploy.dynamodb.clone());
+        let mut recorded = None;
+        for _ in 0..40 {
+            if let Some(s) = status.read_task(&table, id).await.map_err(status_error)? {
+                if s.cancelled_at.is_some() {
+                    recorded = s.cancelled_at;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let cancel_id = out.message_id.unwrap_or_default();
+        if self.json {
+            println!(
+                "{}",
+                json!({"task-id": id, "cancel-id": cancel_id, "cancelled-at": recorded})
+            );
+        } else {
+            match &recorded {
+                Some(at) => {
+                    println!("task {id} cancelled at {at}: its segments stop at their next step")
+                }
+                None => println!(
+                    "cancel of task {id} sent ({cancel_id}); not recorded yet: `solace status {id}` shows it"
+                ),
+            }
+        }
+        Ok(Exit::Success)
+    }
+}
+
+/// The exit code of a finished task: 0 when it succeeded, else 1 with a line saying why.
+fn ended(view: &View) -> Exit {
+    let s = &view.status;
+    if s.succeeded() {
+        return Exit::Success;
+    }
+    let what = if s.cancelled_at.is_some() {
+        "was cancelled"
+    } else {
+        "failed"
+    };
+    eprintln!(
+        "solace: task {} {what}: {} of {} segments failed",
+        view.task_id, s.failed, s.total
+    );
+    Exit::TaskFailed
+}
