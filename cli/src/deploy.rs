@@ -17,6 +17,7 @@ pub struct DeploymentArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Deployment",
         env = "SOLACE_STACK",
         hide_env_values = true,
         value_name = "PREFIX"
@@ -26,6 +27,7 @@ pub struct DeploymentArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Deployment",
         env = "SOLACE_REQUEST_QUEUE_URL",
         hide_env_values = true,
         value_name = "URL"
@@ -35,6 +37,7 @@ pub struct DeploymentArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Deployment",
         env = "SOLACE_REJECTED_QUEUE_URL",
         hide_env_values = true,
         value_name = "URL"
@@ -44,6 +47,7 @@ pub struct DeploymentArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Deployment",
         env = "SOLACE_BACKUP_STATUS_TABLE",
         hide_env_values = true,
         value_name = "NAME"
@@ -53,6 +57,7 @@ pub struct DeploymentArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Deployment",
         env = "SOLACE_RESTORE_STATUS_TABLE",
         hide_env_values = true,
         value_name = "NAME"

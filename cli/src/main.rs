@@ -20,7 +20,7 @@ use solace_cli::url::S3Url;
 )]
 struct Cli {
     /// Print JSON on stdout: one object per listing or status, JSON lines while watching.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output")]
     json: bool,
     #[command(flatten)]
     deployment: DeploymentArgs,

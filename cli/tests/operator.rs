@@ -1,0 +1,560 @@
+//! The operator's commands through the real `solace` binary, on the emulator, against a
+//! `solace local` running in this test process (docs/cli.md). Each test has its own
+//! deployment: queues and status tables under its own `--stack` prefix.
+
+use std::collections::HashMap;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use solace_cli::demo::{Running, contents, create_table, fill};
+use solace_cli::local::LocalOptions;
+use solace_functions::allow::{BucketRule, TableRule};
+use solace_functions::config::Config;
+use solace_functions::context::Services;
+use solace_functions::status::StatusStore;
+use solace_testkit::{Emulator, create_bucket, s3_client, unique_name};
+
+const REGION: &str = "us-east-1";
+const BIN: &str = env!("CARGO_BIN_EXE_solace");
+
+/// A deployment of its own, its functions running here, and a sample table and bucket.
+struct Deployment {
+    stack: String,
+    local: Running,
+    dynamodb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+    source: String,
+    bucket: String,
+}
+
+async fn deployment(items: u64, read_capacity: Option<f64>) -> Deployment {
+    let sdk = Emulator::shared().sdk_config(REGION).await;
+    let tag = unique_name("op");
+    let stack = format!("{tag}-");
+    let config = Config {
+        backup_status_table: format!("{stack}backup-table"),
+        restore_status_table: format!("{stack}restore-table"),
+        read_capacity_limit: read_capacity,
+        allowed_tables: Some(vec![TableRule {
+            region: REGION.into(),
+            name: "*".into(),
+        }]),
+        allowed_buckets: Some(vec![BucketRule {
+            name: "*".into(),
+            prefix: String::new(),
+        }]),
+        batch_bytes: 64 << 10,
+        scan_page_limit: Some(25),
+        ..Config::from_lookup(|_| None).expect("the defaults")
+    };
+    let options = LocalOptions {
+        queue_prefix: stack.clone(),
+        concurrency: 2,
+        wait: Duration::from_millis(500),
+        stats: Arc::default(),
+        ..LocalOptions::default()
+    };
+    let local = Running::start(&sdk, options, config)
+        .await
+        .expect("solace local starts");
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let source = unique_name("src");
+    create_table(&dynamodb, &source).await.expect("table");
+    fill(&dynamodb, &source, items).await.expect("filled");
+    let bucket = unique_name("bkt");
+    let s3 = s3_client(&sdk);
+    create_bucket(&s3, &bucket).await.expect("bucket");
+    Deployment {
+        stack,
+        local,
+        dynamodb,
+        s3,
+        source,
+        bucket,
+    }
+}
+
+/// What a run of the binary did.
+#[derive(Debug)]
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    /// The last JSON line on stdout (a summary, or the one object a command prints).
+    fn json(&self) -> Value {
+        let line = self.stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs `solace args…` against `stack`'s deployment on the emulator.
+async fn solace(stack: &str, args: &[&str]) -> Ran {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .env("AWS_ENDPOINT_URL", Emulator::shared().endpoint())
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("SOLACE_STACK", stack)
+        .env_remove("RUST_LOG");
+    for var in [
+        "SOLACE_REQUEST_QUEUE_URL",
+        "SOLACE_REJECTED_QUEUE_URL",
+        "SOLACE_BACKUP_STATUS_TABLE",
+        "SOLACE_RESTORE_STATUS_TABLE",
+        "AWS_PROFILE",
+    ] {
+        command.env_remove(var);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = tokio::time::timeout(Duration::from_secs(300), command.output())
+        .await
+        .expect("solace ends within 5 minutes")
+        .expect("solace runs");
+    Ran {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// The command failed with `code` and one line on stderr that says `says`, no panic.
+fn refused(ran: &Ran, code: i32, says: &str) {
+    assert_eq!(ran.code, code, "{ran:?}");
+    assert!(ran.stderr.contains(says), "{says:?} not in {ran:?}");
+    assert!(
+        !ran.stderr.contains("panicked") && !ran.stderr.contains("backtrace"),
+        "{ran:?}"
+    );
+    let lines: Vec<_> = ran
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("solace: ") || l.starts_with("error: "))
+            .count()
+            == 1,
+        "one reason line: {ran:?}"
+    );
+}
+
+async fn new_table(d: &Deployment) -> String {
+    let name = unique_name("dst");
+    create_table(&d.dynamodb, &name).await.expect("table");
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_ls_verify_restore_then_status_and_tasks_agree_with_the_status_tables() {
+    let d = deployment(120, None).await;
+    let url = format!("s3://{}/nightly/", d.bucket);
+    let backup = solace(
+        &d.stack,
+        &[
+            "backup",
+            "--table",
+            &d.source,
+            "--to",
+            &url,
+            "--segments",
+            "3",
+            "--wait",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(backup.code, 0, "{backup:?}");
+    let summary = backup.json();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["state"], "succeeded");
+    assert_eq!(summary["items"], 120);
+    let backup_id = summary["task-id"].as_str().expect("a task id").to_owned();
+    for line in backup.stdout.lines() {
+        let v: Value = serde_json::from_str(line).expect("JSON lines");
+        assert_eq!(
+            v["task-id"],
+            backup_id.as_str(),
+            "every line names the task"
+        );
+        assert!(v["type"] == "status" || v["type"] == "summary", "{v}");
+    }
+
+    let ls = solace(&d.stack, &["ls", &format!("s3://{}", d.bucket), "--json"]).await;
+    assert_eq!(ls.code, 0, "{ls:?}");
+    let listing = ls.json();
+    let rows = listing["backups"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{listing}");
+    let row = &rows[0];
+    assert_eq!(row["prefix"], "nightly/");
+    assert_eq!(row["state"], "complete");
+    assert_eq!(row["table-name"], d.source.as_str());
+    assert_eq!(row["total-segments"], 3);
+    assert_eq!(row["complete-segments"], 3);
+    assert_eq!(row["items"], 120);
+    assert_eq!(row["task-id"], backup_id.as_str());
+    assert!(row["batches"].as_u64().is_some_and(|b| b >= 3), "{row}");
+    assert!(
+        row["compression-ratio"].as_f64().is_some_and(|r| r > 1.0),
+        "{row}"
+    );
+    let text = solace(&d.stack, &["ls", &format!("s3://{}", d.bucket)]).await;
+    assert!(
+        text.code == 0 && text.stdout.contains("nightly/") && text.stdout.contains("complete"),
+        "{text:?}"
+    );
+
+    let verify = solace(&d.stack, &["verify", &url, "--wait"]).await;
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert!(verify.stdout.contains("succeeded"), "{verify:?}");
+
+    let target = new_table(&d).await;
+    let restore = solace(
+        &d.stack,
+        &[
+            "restore", "--from", &url, "--table", &target, "--wait", "--json",
+        ],
+    )
+    .await;
+    assert_eq!(restore.code, 0, "{restore:?}");
+    assert_eq!(
+        restore.json()["total-segments"],
+        3,
+        "the backup's own count"
+    );
+    let restore_id = restore.json()["task-id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        contents(&d.dynamodb, &d.source).await.expect("source"),
+        contents(&d.dynamodb, &target).await.expect("restored"),
+        "the restored table equals the source"
+    );
+
+    // status and tasks say what the status tables hold.
+    let status = d.local.ctx.services.status();
+    let cfg = &d.local.ctx.config;
+    let tasks = solace(&d.stack, &["tasks", "--json"]).await;
+    assert_eq!(tasks.code, 0, "{tasks:?}");
+    let listed: HashMap<String, Value> = tasks.json()["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| {
+            (
+                t["task-id"].as_str().unwrap_or_default().to_owned(),
+                t.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(listed.len(), 3, "backup, verify, restore: {listed:?}");
+    for (id, table) in [
+        (&backup_id, &cfg.backup_status_table),
+        (&restore_id, &cfg.restore_status_table),
+    ] {
+        let recorded = status
+            .read_task(table, id)
+            .await
+            .expect("read")
+            .expect("task");
+        let shown = solace(&d.stack, &["status", id, "--json"]).await;
+        assert_eq!(shown.code, 0, "{shown:?}");
+        for v in [shown.json(), listed[id.as_str()].clone()] {
+            assert_eq!(v["completed-segments"], recorded.completed);
+            assert_eq!(v["failed-segments"], recorded.failed);
+            assert_eq!(v["total-segments"], recorded.total);
+            assert_eq!(v["items"], recorded.items);
+            assert_eq!(v["bytes"], recorded.bytes);
+            assert_eq!(v["state"], "succeeded");
+            assert_eq!(
+                v["created-at"],
+                recorded.created_at.clone().expect("created")
+            );
+        }
+    }
+    let newest = tasks.json()["tasks"][0]["task-id"].clone();
+    assert_eq!(newest, restore_id.as_str(), "newest first");
+    let running = solace(&d.stack, &["tasks", "--running", "--json"]).await;
+    assert_eq!(
+        running.json()["tasks"],
+        serde_json::json!([]),
+        "{running:?}"
+    );
+    d.local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_exits_1_on_a_damaged_batch_and_names_it() {
+    let d = deployment(60, None).await;
+    let url = format!("s3://{}/b/", d.bucket);
+    let backup = solace(
+        &d.stack,
+        &[
+            "backup",
+            "--table",
+            &d.source,
+            "--to",
+            &url,
+            "--segments",
+            "2",
+            "--direct",
+        ],
+    )
+    .await;
+    assert_eq!(backup.code, 0, "{backup:?}");
+    let key = solace_codec::batch_key("b/", solace_codec::SegmentId(1), solace_codec::BatchId(0));
+    d.s3.put_object()
+        .bucket(&d.bucket)
+        .key(&key)
+        .body(b"not a zlib stream".to_vec().into())
+        .send()
+        .await
+        .expect("damaged");
+    let verify = solace(&d.stack, &["verify", &url, "--wait"]).await;
+    assert_eq!(verify.code, 1, "{verify:?}");
+    assert!(verify.stdout.contains("failed"), "{verify:?}");
+    assert!(
+        verify.stdout.contains("0x1") && verify.stdout.contains(&key),
+        "names the batch: {verify:?}"
+    );
+    let direct = solace(&d.stack, &["verify", &url, "--direct"]).await;
+    assert_eq!(direct.code, 1, "{direct:?}");
+    assert!(direct.stdout.contains(&key), "{direct:?}");
+    d.local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_of_a_running_backup_exits_0_and_the_task_ends_cancelled() {
+    // 5 read units a second: the backup takes far longer than the cancel.
+    let d = deployment(200, Some(5.0)).await;
+    let url = format!("s3://{}/c/", d.bucket);
+    let sent = solace(
+        &d.stack,
+        &[
+            "backup",
+            "--table",
+            &d.source,
+            "--to",
+            &url,
+            "--segments",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(sent.code, 0, "{sent:?}");
+    let id = sent.stdout.trim().to_owned();
+    // Once the request function has taken it.
+    let table = d.local.ctx.config.backup_status_table.clone();
+    for _ in 0..100 {
+        if d.local
+            .ctx
+            .services
+            .status()
+            .read_task(&table, &id)
+            .await
+            .expect("read")
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cancel = solace(&d.stack, &["cancel", &id]).await;
+    assert_eq!(cancel.code, 0, "{cancel:?}");
+    let watched = solace(&d.stack, &["status", &id, "--watch", "--json"]).await;
+    assert_eq!(watched.code, 1, "a cancelled task exits 1: {watched:?}");
+    let summary = watched.json();
+    assert_eq!(summary["state"], "cancelled", "{summary}");
+    assert!(
+        summary["failed-segments"].as_u64().is_some_and(|f| f >= 1),
+        "{summary}"
+    );
+    let again = solace(&d.stack, &["cancel", &id]).await;
+    refused(&again, 2, "cancelled already");
+    let ls = solace(&d.stack, &["ls", &url, "--json"]).await;
+    assert_eq!(ls.json()["backups"][0]["state"], "incomplete", "{ls:?}");
+    d.local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_backup_restores_through_the_functions_and_the_other_way_round() {
+    let d = deployment(80, None).await;
+    let direct_url = format!("s3://{}/direct/", d.bucket);
+    let functions_url = format!("s3://{}/functions/", d.bucket);
+    let source = contents(&d.dynamodb, &d.source).await.expect("source");
+    let a = solace(
+        &d.stack,
+        &[
+            "backup",
+            "--table",
+            &d.source,
+            "--to",
+            &direct_url,
+            "--direct",
+            "--concurrency",
+            "2",
+            "--segments",
+            "3",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(a.code, 0, "{a:?}");
+    assert_eq!(a.json()["direct"], true);
+    let b = solace(
+        &d.stack,
+        &[
+            "backup",
+            "--table",
+            &d.source,
+            "--to",
+            &functions_url,
+            "--segments",
+            "2",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(b.code, 0, "{b:?}");
+    let via_functions = new_table(&d).await;
+    let r = solace(
+        &d.stack,
+        &[
+            "restore",
+            "--from",
+            &direct_url,
+            "--table",
+            &via_functions,
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let via_direct = new_table(&d).await;
+    let r = solace(
+        &d.stack,
+        &[
+            "restore",
+            "--from",
+            &functions_url,
+            "--table",
+            &via_direct,
+            "--direct",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        contents(&d.dynamodb, &via_functions).await.expect("read"),
+        source
+    );
+    assert_eq!(
+        contents(&d.dynamodb, &via_direct).await.expect("read"),
+        source
+    );
+    // A direct run writes no status item.
+    let tasks = solace(&d.stack, &["tasks", "--json"]).await;
+    assert_eq!(
+        tasks.json()["tasks"].as_array().map(Vec::len),
+        Some(2),
+        "{tasks:?}"
+    );
+    d.local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_one_line_and_its_exit_code() {
+    let d = deployment(10, None).await;
+    let url = format!("s3://{}/x/", d.bucket);
+    refused(
+        &solace(
+            &d.stack,
+            &["backup", "--table", &d.source, "--to", "my-bucket/x"],
+        )
+        .await,
+        2,
+        "is not an s3:// URL",
+    );
+    refused(
+        &solace(
+            &d.stack,
+            &[
+                "backup",
+                "--table",
+                &d.source,
+                "--to",
+                &url,
+                "--segments",
+                "0",
+            ],
+        )
+        .await,
+        2,
+        "total-segments must be 1 to",
+    );
+    refused(
+        &solace(
+            &d.stack,
+            &["backup", "--table", "no_such_table", "--to", &url],
+        )
+        .await,
+        3,
+        "table no_such_table not found",
+    );
+    refused(
+        &solace(
+            &d.stack,
+            &[
+                "backup",
+                "--table",
+                &d.source,
+                "--to",
+                "s3://no-such-bucket-7d1/x/",
+            ],
+        )
+        .await,
+        3,
+        "bucket no-such-bucket-7d1 does not exist",
+    );
+    refused(
+        &solace(&d.stack, &["status", "no-such-task"]).await,
+        3,
+        "no task no-such-task",
+    );
+    refused(
+        &solace(&d.stack, &["cancel", "no-such-task"]).await,
+        3,
+        "no task no-such-task",
+    );
+    refused(
+        &solace(&d.stack, &["ls", "s3://no-such-bucket-7d1/"]).await,
+        3,
+        "does not exist",
+    );
+    // What only the deployment knows comes back from the request function: exit 2 too.
+    let first = solace(
+        &d.stack,
+        &["backup", "--table", &d.source, "--to", &url, "--wait"],
+    )
+    .await;
+    assert_eq!(first.code, 0, "{first:?}");
+    refused(
+        &solace(
+            &d.stack,
+            &["backup", "--table", &d.source, "--to", &url, "--wait"],
+        )
+        .await,
+        2,
+        "already holds a backup",
+    );
+    d.local.stop().await;
+}
