@@ -3,9 +3,7 @@
 //! the local default names `solace local` creates.
 
 use aws_config::SdkConfig;
-use solace_functions::config::names::{
-    BACKUP_STATUS_TABLE, REJECTED_QUEUE, REQUEST_QUEUE, RESTORE_STATUS_TABLE,
-};
+use solace_functions::config::names::{BACKUP_STATUS_TABLE, REQUEST_QUEUE, RESTORE_STATUS_TABLE};
 use solace_functions::message::Action;
 
 use crate::error::{CliError, CliResult};
@@ -33,16 +31,6 @@ pub struct DeploymentArgs {
         value_name = "URL"
     )]
     pub request_queue_url: Option<String>,
-    /// The rejected-requests queue's URL (default: `<stack>request-rejected`).
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Deployment",
-        env = "SOLACE_REJECTED_QUEUE_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
-    pub rejected_queue_url: Option<String>,
     /// The backup status table (default: `<stack>backup-table`).
     #[arg(
         long,
@@ -107,11 +95,6 @@ impl Deployment {
 
     pub async fn request_queue(&self) -> CliResult<String> {
         self.queue(&self.args.request_queue_url, REQUEST_QUEUE)
-            .await
-    }
-
-    pub async fn rejected_queue(&self) -> CliResult<String> {
-        self.queue(&self.args.rejected_queue_url, REJECTED_QUEUE)
             .await
     }
 

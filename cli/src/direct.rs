@@ -26,7 +26,7 @@ use solace_functions::context::{AwsServices, Context, Services};
 use solace_functions::dispatch::dispatch;
 use solace_functions::mem::{MemQueues, MemStatus};
 use solace_functions::message::Action;
-use solace_functions::status::TaskStatus;
+use solace_functions::status::{StatusStore, TaskStatus};
 use solace_pipeline::aws::{DynamoTable, S3Objects};
 use solace_pipeline::{Progress, Unfenced};
 use tokio::time::Instant;
@@ -36,7 +36,6 @@ use crate::error::{CliError, CliResult};
 const REQUEST_QUEUE: &str = "direct:request-queue";
 const BACKUP_QUEUE: &str = "direct:backup-queue";
 const RESTORE_QUEUE: &str = "direct:restore-queue";
-const REJECTED_QUEUE: &str = "direct:request-rejected";
 
 /// Deliveries of one message before it goes to the redrive handler (the queues'
 /// `maxReceiveCount`).
@@ -87,7 +86,8 @@ impl Services for DirectServices {
 pub struct DirectOptions {
     /// Segments run at once.
     pub concurrency: usize,
-    /// The KMS key of every object a backup writes (`None`: SSE-S3).
+    /// The KMS key of every object a backup writes (`None`: `SOLACE_BACKUP_KMS_KEY_ARN` when
+    /// set, else SSE-S3).
     pub kms_key: Option<String>,
 }
 
@@ -113,8 +113,11 @@ impl Direct {
         config.request_queue_url = REQUEST_QUEUE.into();
         config.backup_queue_url = BACKUP_QUEUE.into();
         config.restore_queue_url = RESTORE_QUEUE.into();
-        config.rejected_queue_url = REJECTED_QUEUE.into();
-        config.backup_kms_key = options.kms_key.clone();
+        // A rejection is read from its status item (in memory here).
+        config.rejected_queue_url = String::new();
+        if options.kms_key.is_some() {
+            config.backup_kms_key = options.kms_key.clone();
+        }
         // The operator's own credentials are the limit of what a direct run can touch.
         config.allowed_tables = Some(vec![TableRule {
             region: "*".into(),
@@ -148,7 +151,7 @@ impl Direct {
                 Instant::now() + INVOCATION,
             )
             .await;
-            if let Some(reason) = direct.rejection() {
+            if let Some(reason) = direct.rejection().await {
                 return Err(CliError::refused(reason));
             }
             if out.batch_item_failures.is_empty() && direct.status().is_some() {
@@ -174,16 +177,13 @@ impl Direct {
             .map(|t| t.status)
     }
 
-    fn rejection(&self) -> Option<String> {
-        self.ctx
-            .services
-            .queues
-            .drain(REJECTED_QUEUE)
-            .into_iter()
-            .find_map(|r| {
-                let v: serde_json::Value = serde_json::from_str(&r).ok()?;
-                v["reason"].as_str().map(str::to_owned)
-            })
+    async fn rejection(&self) -> Option<String> {
+        let status = &self.ctx.services.status;
+        status
+            .rejection(self.table(), &self.task_id)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Runs every segment to its end, `concurrency` at a time. Returns the task's final

@@ -25,12 +25,16 @@ pub mod url;
 /// Logs of the operator commands: warnings and errors on stderr (`RUST_LOG` decides), so
 /// stdout stays data.
 ///
-/// By default the request handler's own log of a rejection is off: the command reports the
-/// refusal itself (direct mode runs that handler in this process).
+/// By default the request handler's own log of a rejection is off (the command reports the
+/// refusal itself; direct mode runs that handler in this process), and so are the AWS
+/// SDK's warnings while it looks for a region or credentials (the command's own error says
+/// what is missing).
 pub fn logging() {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,solace_functions::request=off")
+        tracing_subscriber::EnvFilter::new(
+            "warn,aws_config=error,aws_smithy_runtime=error,solace_functions::request=off",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

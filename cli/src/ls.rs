@@ -11,7 +11,7 @@ use solace_functions::status::{DynamoStatus, StatusStore};
 
 use crate::error::{CliError, CliResult, Exit};
 use crate::ops::Ops;
-use crate::report::{size, thousands};
+use crate::report::{out, size, thousands};
 use crate::url::S3Url;
 
 /// What one listing says about one backup.
@@ -35,14 +35,17 @@ pub struct Backup {
     pub total_segments: u64,
     pub complete_segments: u64,
     pub batches: u64,
-    pub items: u64,
-    pub bytes: u64,
+    /// Items and their JSON bytes, from the completion record or the segment markers;
+    /// `None` for a Solace v3 backup, which records neither.
+    pub items: Option<u64>,
+    pub bytes: Option<u64>,
     pub stored_bytes: u64,
 }
 
 impl Backup {
     fn ratio(&self) -> Option<f64> {
-        (self.stored_bytes > 0).then(|| self.bytes as f64 / self.stored_bytes as f64)
+        let bytes = self.bytes?;
+        (self.stored_bytes > 0).then(|| bytes as f64 / self.stored_bytes as f64)
     }
 
     fn to_json(&self) -> Value {
@@ -52,12 +55,14 @@ impl Backup {
             "total-segments": self.total_segments,
             "complete-segments": self.complete_segments,
             "batches": self.batches,
-            "items": self.items,
-            "bytes": self.bytes,
             "stored-bytes": self.stored_bytes,
             "format": if self.manifest.is_some() { "solace" } else { "solace-v3" },
         });
         let o = v.as_object_mut().expect("a JSON object literal");
+        if let (Some(items), Some(bytes)) = (self.items, self.bytes) {
+            o.insert("items".into(), items.into());
+            o.insert("bytes".into(), bytes.into());
+        }
         if let Some(r) = self.ratio() {
             o.insert(
                 "compression-ratio".into(),
@@ -94,10 +99,10 @@ impl Ops {
         .await?;
         if self.json {
             let rows: Vec<Value> = backups.iter().map(Backup::to_json).collect();
-            println!(
+            out(&format!(
                 "{}",
                 json!({"bucket": url.bucket, "prefix": url.prefix, "backups": rows})
-            );
+            ));
             return Ok(Exit::Success);
         }
         if backups.is_empty() {
@@ -122,12 +127,12 @@ impl Ops {
                 b.state.to_owned(),
                 format!("{}/{}", b.complete_segments, b.total_segments),
                 thousands(b.batches),
-                thousands(b.items),
+                b.items.map_or("?".to_owned(), thousands),
                 size(b.stored_bytes),
                 b.ratio().map_or(String::new(), |r| format!("{r:.1}x")),
             ]);
         }
-        println!("{table}");
+        out(&table.to_string());
         Ok(Exit::Success)
     }
 }
@@ -199,9 +204,10 @@ pub async fn list(
             false => None,
         };
         // Without a completion record the counts come from the segment markers.
-        let (items, bytes) = match &completion {
-            Some(c) => (c.items, c.bytes),
-            None => {
+        let (items, bytes) = match (&completion, &manifest) {
+            (Some(c), _) => (Some(c.items), Some(c.bytes)),
+            (None, None) => (None, None),
+            (None, Some(_)) => {
                 let markers: Vec<SegmentMarker> = futures::stream::iter(f.markers.clone())
                     .map(&get)
                     .buffer_unordered(16)
@@ -211,9 +217,10 @@ pub async fn list(
                     .into_iter()
                     .flatten()
                     .collect();
-                markers
+                let (i, b) = markers
                     .iter()
-                    .fold((0, 0), |(i, b), m| (i + m.items, b + m.bytes))
+                    .fold((0, 0), |(i, b), m| (i + m.items, b + m.bytes));
+                (Some(i), Some(b))
             }
         };
         let state = match (&manifest, &completion) {

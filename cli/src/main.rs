@@ -207,7 +207,9 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "solace", &mut io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "solace", &mut script);
+            solace_cli::report::out_text(&String::from_utf8_lossy(&script));
             Ok(())
         }
         operator => return operate(operator, deployment, json),
@@ -287,15 +289,28 @@ async fn local(lambda_timeout_secs: u64, concurrency: usize) -> anyhow::Result<(
     for (name, url) in &queues.urls {
         tracing::info!(queue = name, url = %url, "queue ready");
     }
+    let tables = format!(
+        "{} and {}",
+        config.backup_status_table, config.restore_status_table
+    );
     let services = solace_functions::context::AwsServices::new(sdk, &config);
     let ctx = solace_functions::context::Context::new(config, services);
     let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let runner = tokio::spawn({
         let queues = queues.clone();
         async move { run(ctx, &queues, &options, rx).await }
     });
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("Ctrl-C: finishing the invocations in flight");
+    // Scripts wait for this line before they send requests.
+    solace_cli::report::out(&format!(
+        "solace local: ready ({} queues, status tables {tables}); Ctrl-C or SIGTERM stops it",
+        queues.urls.len()
+    ));
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("stopping: finishing the invocations in flight");
     let _ = stop.send(true);
     runner.await?;
     Ok(())

@@ -18,7 +18,7 @@ use solace_pipeline::aws::S3Objects;
 use crate::deploy::Deployment;
 use crate::direct::{Direct, DirectOptions};
 use crate::error::{CliError, CliResult, Exit};
-use crate::report::{Expected, View, Watch, state, thousands};
+use crate::report::{Expected, View, Watch, out, out_text, state, thousands};
 use crate::url::S3Url;
 
 /// What Ctrl-C says, set by the command as it goes (main prints it and exits 130).
@@ -39,8 +39,8 @@ pub fn interrupt_message() -> String {
 /// One segment per this many bytes of `TableSizeBytes` when `--segments` is not given.
 pub const BYTES_PER_SEGMENT: u64 = 1 << 30;
 
-/// The most segments the size rule picks: the deployments' default `SOLACE_MAX_SEGMENTS`, so
-/// an automatic count is never refused.
+/// The most segments the size rule picks: the default `SOLACE_MAX_SEGMENTS`, so a deployment
+/// with the default limit never refuses an automatic count.
 pub const MAX_AUTOMATIC_SEGMENTS: u32 = 1000;
 
 /// The segment count of a backup of a table of `size_bytes` (docs/cli.md#segments): one
@@ -51,14 +51,10 @@ pub fn segments_for_size(size_bytes: u64) -> u32 {
         .clamp(1, MAX_AUTOMATIC_SEGMENTS)
 }
 
-/// The validator's segment ceiling here: the deployment's is its own state, so only what
-/// no deployment accepts is refused locally.
-fn local_max_segments() -> u32 {
-    std::env::var("SOLACE_MAX_SEGMENTS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(1_000_000)
-}
+/// The validator's segment ceiling here: the deployment's limit is its own state (its
+/// request function refuses more than it allows), so only what no deployment accepts, more
+/// than 1,000,000, is refused locally.
+const LOCAL_MAX_SEGMENTS: u32 = 1_000_000;
 
 /// Flags every task command shares.
 #[derive(Debug, Clone, clap::Args)]
@@ -140,6 +136,9 @@ pub struct VerifyArgs {
     /// The bucket's region (default: the AWS SDK's region).
     #[arg(long, value_name = "R")]
     pub bucket_region: Option<String>,
+    /// Only for a source that does not record its segment count; a Solace backup sets it.
+    #[arg(long, value_name = "N")]
+    pub segments: Option<u32>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -171,7 +170,7 @@ fn store_error(e: solace_pipeline::StoreError) -> CliError {
 fn checked(body: Value) -> CliResult<(String, Request)> {
     let body = body.to_string();
     let request =
-        validate(&body, local_max_segments()).map_err(|e| CliError::refused(e.to_string()))?;
+        validate(&body, LOCAL_MAX_SEGMENTS).map_err(|e| CliError::refused(e.to_string()))?;
     Ok((body, request))
 }
 
@@ -286,10 +285,17 @@ impl Ops {
             })?;
             return Ok((Some(m.total_segments), completion));
         }
+        // A Solace v3 backup records no segment count: the operator names it, and the
+        // request function checks its folders against it.
         let folders = segment_folders(&bucket, &url.prefix)
             .await
             .map_err(store_error)?;
-        Ok((u32::try_from(folders).ok().filter(|n| *n > 0), completion))
+        if folders == 0 {
+            return Err(CliError::not_found(format!(
+                "no backup at {url}: no manifest and no segment folder"
+            )));
+        }
+        Ok((None, completion))
     }
 
     /// The segment count of a restore or verify: the backup's own.
@@ -301,8 +307,8 @@ impl Ops {
                 "--segments {g}: the backup at {url} was made with {n} segments, and a restore uses the backup's own count (leave --segments out)"
             ))),
             (None, Some(g)) => Ok(g),
-            (None, None) => Err(CliError::not_found(format!(
-                "no backup at {url}: no manifest and no segment folder"
+            (None, None) => Err(CliError::refused(format!(
+                "the backup at {url} does not record its segment count (a Solace v3 backup): pass --segments with the count it was made with"
             ))),
         }
     }
@@ -349,7 +355,7 @@ impl Ops {
         });
         checked(body.clone())?;
         let (recorded, expected) = self.backup_facts(&bucket_region, &a.backup).await?;
-        body["total-segments"] = Self::source_segments(&a.backup, recorded, None)?.into();
+        body["total-segments"] = Self::source_segments(&a.backup, recorded, a.segments)?.into();
         let (body, request) = checked(body)?;
         let options = DirectOptions {
             concurrency: a.run.concurrency,
@@ -372,7 +378,7 @@ impl Ops {
             return self.direct(body, request, options, expected).await;
         }
         let queue = self.deploy.request_queue().await?;
-        let out = self
+        let sent = self
             .deploy
             .sqs
             .send_message()
@@ -381,33 +387,27 @@ impl Ops {
             .send()
             .await
             .map_err(|e| CliError::aws("sending the request", &e))?;
-        let id = out
+        let id = sent
             .message_id
             .ok_or_else(|| CliError::not_found("SendMessage returned no message id"))?;
         if !run.wait {
             if self.json {
                 let mut v: Value = serde_json::from_str(body).unwrap_or_default();
                 v["task-id"] = id.clone().into();
-                println!("{v}");
+                out(&v.to_string());
             } else {
-                println!("{id}");
+                out(&id);
             }
             return Ok(Exit::Success);
         }
         eprintln!("{} task {id} sent", request.action.as_str());
-        self.watch(request.action, &id, expected, true).await
+        self.watch(request.action, &id, expected).await
     }
 
     /// Watches a task until it is done: the display, then the summary and the exit code by
-    /// the predicates. With `sent`, a task not yet in its status table may have been
-    /// refused: the rejected-requests queue is searched for it.
-    async fn watch(
-        &self,
-        action: Action,
-        id: &str,
-        expected: Option<Expected>,
-        sent: bool,
-    ) -> CliResult<Exit> {
+    /// the predicates. A task not yet in its status table may have been refused: its
+    /// rejection item says so (docs/status.md#rejection-items).
+    async fn watch(&self, action: Action, id: &str, expected: Option<Expected>) -> CliResult<Exit> {
         on_interrupt(format!(
             "interrupted: task {id} keeps running; watch it again with `solace status {id} --watch`"
         ));
@@ -415,11 +415,6 @@ impl Ops {
         let status = DynamoStatus::new(self.deploy.dynamodb.clone());
         let watch = Watch::new(action.as_str(), self.json);
         watch.waiting("waiting for the request function to take it");
-        let rejected = if sent {
-            self.deploy.rejected_queue().await.ok()
-        } else {
-            None
-        };
         let mut polls = 0u64;
         loop {
             match status.read_task(&table, id).await.map_err(status_error)? {
@@ -433,40 +428,23 @@ impl Ops {
                     }
                 }
                 None => {
-                    if let (Some(queue), true) = (&rejected, polls % 4 == 0) {
-                        if let Some(reason) = self.rejection(queue, id).await? {
-                            watch.abandon();
-                            return Err(CliError::refused(format!(
-                                "the request function refused task {id}: {reason}"
-                            )));
-                        }
+                    let rejection = status.rejection(&table, id).await.map_err(status_error)?;
+                    if let Some(reason) = rejection {
+                        watch.abandon();
+                        return Err(CliError::refused(format!(
+                            "the request function refused task {id}: {reason}"
+                        )));
+                    }
+                    if polls == 150 {
+                        watch.waiting(
+                            "no status after a minute: is the request function running? (the request stays queued)",
+                        );
                     }
                 }
             }
             polls += 1;
             tokio::time::sleep(Duration::from_millis(400)).await;
         }
-    }
-
-    /// The rejection of task `id` on the rejected-requests queue, if it is there. Messages
-    /// are only looked at (visibility timeout 0): they stay for the operator.
-    async fn rejection(&self, queue: &str, id: &str) -> CliResult<Option<String>> {
-        let out = self
-            .deploy
-            .sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .map_err(|e| CliError::aws("reading the rejected-requests queue", &e))?;
-        Ok(out.messages.unwrap_or_default().into_iter().find_map(|m| {
-            let v: Value = serde_json::from_str(m.body.as_deref()?).ok()?;
-            (v["task-id"].as_str() == Some(id))
-                .then(|| v["reason"].as_str().unwrap_or("no reason given").to_owned())
-        }))
     }
 
     async fn direct(
@@ -535,11 +513,7 @@ impl Ops {
 
     /// Finds a task in either status table.
     async fn find(&self, id: &str) -> CliResult<(Action, TaskStatus)> {
-        if id.is_empty() || id.contains('#') {
-            return Err(CliError::refused(format!(
-                "{id:?} is not a task id (1-256 characters, no `#`)"
-            )));
-        }
+        solace_functions::status::check_task_id(id).map_err(CliError::refused)?;
         let status = DynamoStatus::new(self.deploy.dynamodb.clone());
         for (action, table) in [
             (Action::Backup, &self.deploy.backup_status_table),
@@ -586,13 +560,13 @@ impl Ops {
             } else {
                 self.expected(&s).await
             };
-            return self.watch(action, id, expected, false).await;
+            return self.watch(action, id, expected).await;
         }
         let view = View::of(id, s);
         if self.json {
-            println!("{}", view.to_json());
+            out(&view.to_json().to_string());
         } else {
-            print!("{}", view.to_text());
+            out_text(&view.to_text());
         }
         Ok(Exit::Success)
     }
@@ -621,7 +595,7 @@ impl Ops {
             .collect();
         if self.json {
             let tasks: Vec<Value> = rows.iter().map(View::to_json).collect();
-            println!("{}", json!({ "tasks": tasks }));
+            out(&json!({ "tasks": tasks }).to_string());
             return Ok(Exit::Success);
         }
         let mut table = comfy_table::Table::new();
@@ -654,7 +628,7 @@ impl Ops {
                 s.created_at.clone().unwrap_or_default(),
             ]);
         }
-        println!("{table}");
+        out(&table.to_string());
         Ok(Exit::Success)
     }
 
@@ -697,7 +671,7 @@ impl Ops {
         }
         let queue = self.deploy.request_queue().await?;
         let body = json!({"action": "cancel", "task-id": id}).to_string();
-        let out = self
+        let sent = self
             .deploy
             .sqs
             .send_message()
@@ -719,20 +693,20 @@ impl Ops {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        let cancel_id = out.message_id.unwrap_or_default();
+        let cancel_id = sent.message_id.unwrap_or_default();
         if self.json {
-            println!(
+            out(&format!(
                 "{}",
                 json!({"task-id": id, "cancel-id": cancel_id, "cancelled-at": recorded})
-            );
+            ));
         } else {
             match &recorded {
-                Some(at) => {
-                    println!("task {id} cancelled at {at}: its segments stop at their next step")
-                }
-                None => println!(
+                Some(at) => out(&format!(
+                    "task {id} cancelled at {at}: its segments stop at their next step"
+                )),
+                None => out(&format!(
                     "cancel of task {id} sent ({cancel_id}); not recorded yet: `solace status {id}` shows it"
-                ),
+                )),
             }
         }
         Ok(Exit::Success)

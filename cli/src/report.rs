@@ -319,7 +319,7 @@ impl Watch {
         if self.json {
             line("summary", view);
         } else {
-            print!("{}", view.to_text());
+            out_text(&view.to_text());
         }
     }
 
@@ -337,9 +337,22 @@ fn line(kind: &str, view: &View) {
     if let Some(o) = v.as_object_mut() {
         o.insert("type".into(), kind.into());
     }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{v}");
-    let _ = out.flush();
+    out(&v.to_string());
+}
+
+/// A line of data on stdout. A reader that went away (`solace tasks | head`) is not an
+/// error of this command: what it no longer reads is dropped.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
+}
+
+/// Data on stdout that ends with its own newline.
+pub fn out_text(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }
 
 #[cfg(test)]

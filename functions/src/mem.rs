@@ -46,6 +46,8 @@ type TaskKey = (String, String);
 pub struct MemStatus {
     tasks: Mutex<HashMap<TaskKey, MemTask>>,
     segments: Mutex<HashMap<(TaskKey, u32), MemSegment>>,
+    /// Rejected requests' reasons.
+    rejections: Mutex<HashMap<TaskKey, String>>,
     /// Calls made, by operation name (`CreateTask`, `EndSegment`, …).
     calls: Mutex<HashMap<&'static str, u64>>,
 }
@@ -123,6 +125,24 @@ impl StatusStore for MemStatus {
             },
         );
         Ok(true)
+    }
+
+    async fn record_rejection(
+        &self,
+        table: &str,
+        task_id: &str,
+        reason: &str,
+        _rejected_at: &str,
+    ) -> Result<(), StatusError> {
+        self.call("RecordRejection");
+        lock(&self.rejections)
+            .entry(key(table, task_id))
+            .or_insert_with(|| crate::status::truncate(reason));
+        Ok(())
+    }
+
+    async fn rejection(&self, table: &str, task_id: &str) -> Result<Option<String>, StatusError> {
+        Ok(lock(&self.rejections).get(&key(table, task_id)).cloned())
     }
 
     async fn end_segment(

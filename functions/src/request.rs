@@ -2,8 +2,9 @@
 //! backup's manifest, and fans out one message per segment.
 //!
 //! A rejected request is consumed (it must not loop), fans out nothing, is logged as a
-//! structured error and is sent with its reason to the rejected-requests queue, where an
-//! operator finds it.
+//! structured error, leaves its reason in a rejection item of the status table (where
+//! `solace … --wait` finds it, docs/status.md#rejection-items) and is sent with its reason
+//! to the rejected-requests queue, where an operator finds it.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
@@ -394,8 +395,7 @@ async fn cancel<S: Services>(ctx: &Context<S>, cancel_id: &str, body: &str) -> R
         Err(e) => return reject(ctx, cancel_id, body, &format!("bad request: {e}")).await,
     };
     let id = &fields.task_id;
-    if id.is_empty() || id.len() > 256 || id.contains('#') {
-        let reason = format!("task-id {id:?} is not a task id (1-256 characters, no `#`)");
+    if let Err(reason) = status::check_task_id(id) {
         return reject(ctx, cancel_id, body, &reason).await;
     }
     let status = ctx.services.status();
@@ -645,8 +645,9 @@ pub async fn segment_folders<O: Objects>(bucket: &O, prefix: &str) -> Result<u64
         .count() as u64)
 }
 
-/// Consumes a bad request: a structured error in the log, a metric, and the request with
-/// its reason on the rejected-requests queue.
+/// Consumes a bad request: a structured error in the log, a metric, the reason in the
+/// request's rejection item, and the request with its reason on the rejected-requests
+/// queue. A failed write of either is retried with the message.
 async fn reject<S: Services>(
     ctx: &Context<S>,
     task_id: &str,
@@ -655,6 +656,24 @@ async fn reject<S: Services>(
 ) -> Result<(), Error> {
     error!(reason = %reason, "request rejected");
     metrics::emit("request", &[("RejectedRequests", 1.0)]);
+    let rejected_at = status::now_rfc3339();
+    // Beside the tasks of its action (a cancel's or an unreadable request's: the backup
+    // status table), for whoever waits on this task id.
+    let action = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::from_value::<Action>(v.get("action")?.clone()).ok())
+        .unwrap_or(Action::Backup);
+    if status::check_task_id(task_id).is_ok() {
+        ctx.services
+            .status()
+            .record_rejection(
+                ctx.config.status_table(action),
+                task_id,
+                reason,
+                &rejected_at,
+            )
+            .await?;
+    }
     if ctx.config.rejected_queue_url.is_empty() {
         return Ok(());
     }
@@ -662,7 +681,7 @@ async fn reject<S: Services>(
         "task-id": task_id,
         "reason": reason,
         "request": body,
-        "rejected-at": status::now_rfc3339(),
+        "rejected-at": rejected_at,
     });
     ctx.services
         .queues()

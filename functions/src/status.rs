@@ -124,6 +124,24 @@ pub trait StatusStore: Send + Sync + 'static {
         notes: &[String],
     ) -> impl Future<Output = Result<bool, StatusError>> + Send;
 
+    /// Records that the request `task_id` was rejected, and why, in the rejection's own
+    /// item `<task-id>#rejected` (docs/status.md#rejection-items), where `solace … --wait`
+    /// finds it with one read. An item already there is left as it is.
+    fn record_rejection(
+        &self,
+        table: &str,
+        task_id: &str,
+        reason: &str,
+        rejected_at: &str,
+    ) -> impl Future<Output = Result<(), StatusError>> + Send;
+
+    /// The reason the request `task_id` was rejected, if it was.
+    fn rejection(
+        &self,
+        table: &str,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StatusError>> + Send;
+
     /// Counts a segment as completed or failed, once.
     fn end_segment(
         &self,
@@ -441,6 +459,43 @@ impl StatusStore for DynamoStatus {
             .send()
             .await;
         conditional(table, out)
+    }
+
+    async fn record_rejection(
+        &self,
+        table: &str,
+        task_id: &str,
+        reason: &str,
+        rejected_at: &str,
+    ) -> Result<(), StatusError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(table)
+            .item("task-id", s(rejection_item_key(task_id)))
+            .item("kind", s("rejection"))
+            .item("reason", s(truncate(reason)))
+            .item("rejected-at", s(rejected_at))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", "task-id")
+            .send()
+            .await;
+        conditional(table, out).map(|_| ())
+    }
+
+    async fn rejection(&self, table: &str, task_id: &str) -> Result<Option<String>, StatusError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key("task-id", s(rejection_item_key(task_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| status_error(table, &e))?;
+        Ok(out
+            .item
+            .and_then(|i| i.get("reason").and_then(|r| r.as_s().ok()).cloned()))
     }
 
     async fn end_segment(
@@ -828,6 +883,22 @@ impl DynamoStatus {
 /// It holds how the segment ended, its last error, and its backup chain's fence.
 pub fn segment_item_key(task_id: &str, segment: SegmentId) -> String {
     format!("{task_id}#{segment}")
+}
+
+/// The key of the item that says request `task_id` was rejected: `<task-id>#rejected`.
+pub fn rejection_item_key(task_id: &str) -> String {
+    format!("{task_id}#rejected")
+}
+
+/// Whether `id` can be a task id: 1 to 256 characters (an SQS message id is 36), no `#`
+/// (the separator of segment and rejection item keys).
+pub fn check_task_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.chars().count() > 256 || id.contains('#') {
+        return Err(format!(
+            "task-id {id:?} is not a task id (1-256 characters, no `#`)"
+        ));
+    }
+    Ok(())
 }
 
 /// The counters of a status item.

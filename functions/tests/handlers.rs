@@ -531,6 +531,54 @@ async fn malformed_requests_are_consumed_rejected_with_a_reason_and_fan_out_noth
 }
 
 #[tokio::test]
+async fn a_rejection_leaves_its_reason_in_the_status_table_of_its_action() {
+    use solace_functions::status::StatusStore;
+    let ctx = context(MemServices::default());
+    // A restore of a backup that is not there: refused by the request function's checks.
+    let mut restore = restore_request(&[]);
+    restore.records[0].message_id = Some("refused-restore".into());
+    let mut backup = request_with("request-backup.json", &[("total-segments", 0.into())]);
+    backup.records[0].message_id = Some("refused-backup".into());
+    for event in [restore, backup] {
+        let response = invoke(&ctx, Function::Request, event).await;
+        assert!(failed_ids(&response).is_empty(), "consumed");
+    }
+    let status = &ctx.services.status;
+    let restore_reason = status
+        .rejection("restore-table", "refused-restore")
+        .await
+        .expect("read")
+        .expect("the restore's rejection item");
+    assert!(restore_reason.contains("no backup at"), "{restore_reason}");
+    let backup_reason = status
+        .rejection("backup-table", "refused-backup")
+        .await
+        .expect("read")
+        .expect("the backup's rejection item");
+    assert!(
+        backup_reason.contains("total-segments must be"),
+        "{backup_reason}"
+    );
+    assert_eq!(
+        status
+            .rejection("backup-table", "refused-restore")
+            .await
+            .expect("read"),
+        None,
+        "in its own action's table only"
+    );
+    assert_eq!(
+        rejections(&ctx),
+        vec![restore_reason, backup_reason],
+        "the queue gets the same reasons"
+    );
+    assert!(
+        status.task("restore-table", "refused-restore").is_none(),
+        "no task"
+    );
+}
+
+#[tokio::test]
 async fn a_segment_message_backs_up_its_segment_and_counts_it_once_however_often_it_runs() {
     let ctx = backed_up(60).await;
     let task = ctx
