@@ -150,6 +150,19 @@ fn refused(ran: &Ran, code: i32, says: &str) {
     );
 }
 
+/// Until the request function has taken backup task `id`.
+async fn wait_for_task(d: &Deployment, id: &str) {
+    let table = &d.local.ctx.config.backup_status_table;
+    for _ in 0..300 {
+        let status = d.local.ctx.services.status();
+        if status.read_task(table, id).await.expect("read").is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("task {id} was never recorded");
+}
+
 async fn new_table(d: &Deployment) -> String {
     let name = unique_name("dst");
     create_table(&d.dynamodb, &name).await.expect("table");
@@ -352,22 +365,7 @@ async fn cancel_of_a_running_backup_exits_0_and_the_task_ends_cancelled() {
     .await;
     assert_eq!(sent.code, 0, "{sent:?}");
     let id = sent.stdout.trim().to_owned();
-    // Once the request function has taken it.
-    let table = d.local.ctx.config.backup_status_table.clone();
-    for _ in 0..100 {
-        if d.local
-            .ctx
-            .services
-            .status()
-            .read_task(&table, &id)
-            .await
-            .expect("read")
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_task(&d, &id).await;
     let cancel = solace(&d.stack, &["cancel", &id]).await;
     assert_eq!(cancel.code, 0, "{cancel:?}");
     let watched = solace(&d.stack, &["status", &id, "--watch", "--json"]).await;
@@ -555,6 +553,132 @@ async fn bad_input_gets_one_line_and_its_exit_code() {
         .await,
         2,
         "already holds a backup",
+    );
+    d.local.stop().await;
+}
+
+/// Starts `solace args…` and sends it SIGINT once `ready` shows on its stderr; what it did.
+async fn interrupted(stack: &str, args: &[&str], ready: &str, env: &[(&str, &str)]) -> Ran {
+    use tokio::io::AsyncReadExt as _;
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .env("AWS_ENDPOINT_URL", Emulator::shared().endpoint())
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("SOLACE_STACK", stack)
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("solace starts");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&seen).contains(ready) {
+        let n = tokio::time::timeout(Duration::from_secs(120), stderr.read(&mut buf))
+            .await
+            .expect("it says it started")
+            .expect("read");
+        assert!(
+            n > 0,
+            "ended before {ready:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // Inside the run: past admission, batches being written.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("it stops")
+        .expect("waited");
+    let mut rest = Vec::new();
+    let _ = stderr.read_to_end(&mut rest).await;
+    seen.extend_from_slice(&rest);
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&seen).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_direct_backup_with_130_and_a_restore_refuses_what_it_left() {
+    // The emulator scans a few hundred items a second: both runs are still scanning 1,500
+    // items when they are interrupted, a second in (the functions also at 5 read units a
+    // second).
+    let d = deployment(1500, Some(5.0)).await;
+    let url = format!("s3://{}/stopped/", d.bucket);
+    let ran = interrupted(
+        &d.stack,
+        &[
+            "backup",
+            "--table",
+            &d.source,
+            "--to",
+            &url,
+            "--direct",
+            "--segments",
+            "2",
+        ],
+        "direct backup",
+        &[("SOLACE_READ_CAPACITY_LIMIT", "5")],
+    )
+    .await;
+    assert_eq!(ran.code, 130, "{ran:?}");
+    assert!(
+        ran.stderr.contains("not complete"),
+        "says what it left: {ran:?}"
+    );
+    let completion =
+        d.s3.head_object()
+            .bucket(&d.bucket)
+            .key(solace_codec::completion_key("stopped/"))
+            .send()
+            .await;
+    assert!(completion.is_err(), "no completion record");
+    let target = new_table(&d).await;
+    refused(
+        &solace(
+            &d.stack,
+            &["restore", "--from", &url, "--table", &target, "--wait"],
+        )
+        .await,
+        2,
+        "is not complete",
+    );
+    // Interrupting a watch leaves the task running and says how to watch it again.
+    let slow = solace(
+        &d.stack,
+        &[
+            "backup",
+            "--table",
+            &d.source,
+            "--to",
+            &format!("s3://{}/watched/", d.bucket),
+            "--segments",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(slow.code, 0, "{slow:?}");
+    let id = slow.stdout.trim().to_owned();
+    wait_for_task(&d, &id).await;
+    let watch = interrupted(&d.stack, &["status", &id, "--watch"], "", &[]).await;
+    assert_eq!(watch.code, 130, "{watch:?}");
+    assert!(
+        watch
+            .stderr
+            .contains(&format!("solace status {id} --watch")),
+        "{watch:?}"
     );
     d.local.stop().await;
 }
