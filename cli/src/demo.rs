@@ -229,20 +229,7 @@ pub async fn demo(sdk: &SdkConfig, items: u64, segments: u32) -> anyhow::Result<
     let s3 = solace_pipeline::aws::s3_client(sdk, &region);
 
     println!("1/6 creating table {source} with {items} sample items of every attribute type");
-    create_table(&dynamodb, &source).await?;
-    create_table(&dynamodb, &restored).await?;
-    let mut create = s3.create_bucket().bucket(&bucket);
-    if region != "us-east-1" {
-        create = create.create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
-                    region.as_str(),
-                ))
-                .build(),
-        );
-    }
-    create.send().await.context("creating the demo bucket")?;
-    fill(&dynamodb, &source, items).await?;
+    prepare(sdk, items, &source, &restored, &bucket).await?;
 
     println!("2/6 starting solace local (the four functions on the emulator's queues)");
     let options = LocalOptions {

@@ -92,11 +92,11 @@ impl Ran {
     }
 }
 
-/// Runs `solace args…` against `stack`'s deployment on the emulator.
-async fn solace(stack: &str, args: &[&str]) -> Ran {
+/// Runs `solace <args>` (split at spaces) against `stack`'s deployment on the emulator.
+async fn solace(stack: &str, args: &str) -> Ran {
     let mut command = tokio::process::Command::new(BIN);
     command
-        .args(args)
+        .args(args.split_whitespace())
         .env("AWS_ENDPOINT_URL", Emulator::shared().endpoint())
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -175,17 +175,10 @@ async fn backup_ls_verify_restore_then_status_and_tasks_agree_with_the_status_ta
     let url = format!("s3://{}/nightly/", d.bucket);
     let backup = solace(
         &d.stack,
-        &[
-            "backup",
-            "--table",
-            &d.source,
-            "--to",
-            &url,
-            "--segments",
-            "3",
-            "--wait",
-            "--json",
-        ],
+        &format!(
+            "backup --table {} --to {} --segments 3 --wait --json",
+            d.source, url
+        ),
     )
     .await;
     assert_eq!(backup.code, 0, "{backup:?}");
@@ -204,7 +197,7 @@ async fn backup_ls_verify_restore_then_status_and_tasks_agree_with_the_status_ta
         assert!(v["type"] == "status" || v["type"] == "summary", "{v}");
     }
 
-    let ls = solace(&d.stack, &["ls", &format!("s3://{}", d.bucket), "--json"]).await;
+    let ls = solace(&d.stack, &format!("ls s3://{} --json", d.bucket)).await;
     assert_eq!(ls.code, 0, "{ls:?}");
     let listing = ls.json();
     let rows = listing["backups"].as_array().expect("rows");
@@ -222,22 +215,20 @@ async fn backup_ls_verify_restore_then_status_and_tasks_agree_with_the_status_ta
         row["compression-ratio"].as_f64().is_some_and(|r| r > 1.0),
         "{row}"
     );
-    let text = solace(&d.stack, &["ls", &format!("s3://{}", d.bucket)]).await;
+    let text = solace(&d.stack, &format!("ls s3://{}", d.bucket)).await;
     assert!(
         text.code == 0 && text.stdout.contains("nightly/") && text.stdout.contains("complete"),
         "{text:?}"
     );
 
-    let verify = solace(&d.stack, &["verify", &url, "--wait"]).await;
+    let verify = solace(&d.stack, &format!("verify {} --wait", url)).await;
     assert_eq!(verify.code, 0, "{verify:?}");
     assert!(verify.stdout.contains("succeeded"), "{verify:?}");
 
     let target = new_table(&d).await;
     let restore = solace(
         &d.stack,
-        &[
-            "restore", "--from", &url, "--table", &target, "--wait", "--json",
-        ],
+        &format!("restore --from {} --table {} --wait --json", url, target),
     )
     .await;
     assert_eq!(restore.code, 0, "{restore:?}");
@@ -256,7 +247,7 @@ async fn backup_ls_verify_restore_then_status_and_tasks_agree_with_the_status_ta
     // status and tasks say what the status tables hold.
     let status = d.local.ctx.services.status();
     let cfg = &d.local.ctx.config;
-    let tasks = solace(&d.stack, &["tasks", "--json"]).await;
+    let tasks = solace(&d.stack, "tasks --json").await;
     assert_eq!(tasks.code, 0, "{tasks:?}");
     let listed: HashMap<String, Value> = tasks.json()["tasks"]
         .as_array()
@@ -279,7 +270,7 @@ async fn backup_ls_verify_restore_then_status_and_tasks_agree_with_the_status_ta
             .await
             .expect("read")
             .expect("task");
-        let shown = solace(&d.stack, &["status", id, "--json"]).await;
+        let shown = solace(&d.stack, &format!("status {} --json", id)).await;
         assert_eq!(shown.code, 0, "{shown:?}");
         for v in [shown.json(), listed[id.as_str()].clone()] {
             assert_eq!(v["completed-segments"], recorded.completed);
@@ -296,7 +287,7 @@ async fn backup_ls_verify_restore_then_status_and_tasks_agree_with_the_status_ta
     }
     let newest = tasks.json()["tasks"][0]["task-id"].clone();
     assert_eq!(newest, restore_id.as_str(), "newest first");
-    let running = solace(&d.stack, &["tasks", "--running", "--json"]).await;
+    let running = solace(&d.stack, "tasks --running --json").await;
     assert_eq!(
         running.json()["tasks"],
         serde_json::json!([]),
@@ -311,16 +302,10 @@ async fn verify_exits_1_on_a_damaged_batch_and_names_it() {
     let url = format!("s3://{}/b/", d.bucket);
     let backup = solace(
         &d.stack,
-        &[
-            "backup",
-            "--table",
-            &d.source,
-            "--to",
-            &url,
-            "--segments",
-            "2",
-            "--direct",
-        ],
+        &format!(
+            "backup --table {} --to {} --segments 2 --direct",
+            d.source, url
+        ),
     )
     .await;
     assert_eq!(backup.code, 0, "{backup:?}");
@@ -332,14 +317,14 @@ async fn verify_exits_1_on_a_damaged_batch_and_names_it() {
         .send()
         .await
         .expect("damaged");
-    let verify = solace(&d.stack, &["verify", &url, "--wait"]).await;
+    let verify = solace(&d.stack, &format!("verify {} --wait", url)).await;
     assert_eq!(verify.code, 1, "{verify:?}");
     assert!(verify.stdout.contains("failed"), "{verify:?}");
     assert!(
         verify.stdout.contains("0x1") && verify.stdout.contains(&key),
         "names the batch: {verify:?}"
     );
-    let direct = solace(&d.stack, &["verify", &url, "--direct"]).await;
+    let direct = solace(&d.stack, &format!("verify {} --direct", url)).await;
     assert_eq!(direct.code, 1, "{direct:?}");
     assert!(direct.stdout.contains(&key), "{direct:?}");
     d.local.stop().await;
@@ -352,23 +337,15 @@ async fn cancel_of_a_running_backup_exits_0_and_the_task_ends_cancelled() {
     let url = format!("s3://{}/c/", d.bucket);
     let sent = solace(
         &d.stack,
-        &[
-            "backup",
-            "--table",
-            &d.source,
-            "--to",
-            &url,
-            "--segments",
-            "2",
-        ],
+        &format!("backup --table {} --to {} --segments 2", d.source, url),
     )
     .await;
     assert_eq!(sent.code, 0, "{sent:?}");
     let id = sent.stdout.trim().to_owned();
     wait_for_task(&d, &id).await;
-    let cancel = solace(&d.stack, &["cancel", &id]).await;
+    let cancel = solace(&d.stack, &format!("cancel {}", id)).await;
     assert_eq!(cancel.code, 0, "{cancel:?}");
-    let watched = solace(&d.stack, &["status", &id, "--watch", "--json"]).await;
+    let watched = solace(&d.stack, &format!("status {} --watch --json", id)).await;
     assert_eq!(watched.code, 1, "a cancelled task exits 1: {watched:?}");
     let summary = watched.json();
     assert_eq!(summary["state"], "cancelled", "{summary}");
@@ -376,9 +353,9 @@ async fn cancel_of_a_running_backup_exits_0_and_the_task_ends_cancelled() {
         summary["failed-segments"].as_u64().is_some_and(|f| f >= 1),
         "{summary}"
     );
-    let again = solace(&d.stack, &["cancel", &id]).await;
+    let again = solace(&d.stack, &format!("cancel {}", id)).await;
     refused(&again, 2, "cancelled already");
-    let ls = solace(&d.stack, &["ls", &url, "--json"]).await;
+    let ls = solace(&d.stack, &format!("ls {} --json", url)).await;
     assert_eq!(ls.json()["backups"][0]["state"], "incomplete", "{ls:?}");
     d.local.stop().await;
 }
@@ -391,63 +368,40 @@ async fn a_direct_backup_restores_through_the_functions_and_the_other_way_round(
     let source = contents(&d.dynamodb, &d.source).await.expect("source");
     let a = solace(
         &d.stack,
-        &[
-            "backup",
-            "--table",
-            &d.source,
-            "--to",
-            &direct_url,
-            "--direct",
-            "--concurrency",
-            "2",
-            "--segments",
-            "3",
-            "--json",
-        ],
+        &format!(
+            "backup --table {} --to {} --direct --concurrency 2 --segments 3 --json",
+            d.source, direct_url
+        ),
     )
     .await;
     assert_eq!(a.code, 0, "{a:?}");
     assert_eq!(a.json()["direct"], true);
     let b = solace(
         &d.stack,
-        &[
-            "backup",
-            "--table",
-            &d.source,
-            "--to",
-            &functions_url,
-            "--segments",
-            "2",
-            "--wait",
-        ],
+        &format!(
+            "backup --table {} --to {} --segments 2 --wait",
+            d.source, functions_url
+        ),
     )
     .await;
     assert_eq!(b.code, 0, "{b:?}");
     let via_functions = new_table(&d).await;
     let r = solace(
         &d.stack,
-        &[
-            "restore",
-            "--from",
-            &direct_url,
-            "--table",
-            &via_functions,
-            "--wait",
-        ],
+        &format!(
+            "restore --from {} --table {} --wait",
+            direct_url, via_functions
+        ),
     )
     .await;
     assert_eq!(r.code, 0, "{r:?}");
     let via_direct = new_table(&d).await;
     let r = solace(
         &d.stack,
-        &[
-            "restore",
-            "--from",
-            &functions_url,
-            "--table",
-            &via_direct,
-            "--direct",
-        ],
+        &format!(
+            "restore --from {} --table {} --direct",
+            functions_url, via_direct
+        ),
     )
     .await;
     assert_eq!(r.code, 0, "{r:?}");
@@ -460,7 +414,7 @@ async fn a_direct_backup_restores_through_the_functions_and_the_other_way_round(
         source
     );
     // A direct run writes no status item.
-    let tasks = solace(&d.stack, &["tasks", "--json"]).await;
+    let tasks = solace(&d.stack, "tasks --json").await;
     assert_eq!(
         tasks.json()["tasks"].as_array().map(Vec::len),
         Some(2),
@@ -476,7 +430,7 @@ async fn bad_input_gets_one_line_and_its_exit_code() {
     refused(
         &solace(
             &d.stack,
-            &["backup", "--table", &d.source, "--to", "my-bucket/x"],
+            &format!("backup --table {} --to my-bucket/x", d.source),
         )
         .await,
         2,
@@ -485,15 +439,7 @@ async fn bad_input_gets_one_line_and_its_exit_code() {
     refused(
         &solace(
             &d.stack,
-            &[
-                "backup",
-                "--table",
-                &d.source,
-                "--to",
-                &url,
-                "--segments",
-                "0",
-            ],
+            &format!("backup --table {} --to {} --segments 0", d.source, url),
         )
         .await,
         2,
@@ -502,7 +448,7 @@ async fn bad_input_gets_one_line_and_its_exit_code() {
     refused(
         &solace(
             &d.stack,
-            &["backup", "--table", "no_such_table", "--to", &url],
+            &format!("backup --table no_such_table --to {}", url),
         )
         .await,
         3,
@@ -511,44 +457,41 @@ async fn bad_input_gets_one_line_and_its_exit_code() {
     refused(
         &solace(
             &d.stack,
-            &[
-                "backup",
-                "--table",
-                &d.source,
-                "--to",
-                "s3://no-such-bucket-7d1/x/",
-            ],
+            &format!(
+                "backup --table {} --to s3://no-such-bucket-7d1/x/",
+                d.source
+            ),
         )
         .await,
         3,
         "bucket no-such-bucket-7d1 does not exist",
     );
     refused(
-        &solace(&d.stack, &["status", "no-such-task"]).await,
+        &solace(&d.stack, "status no-such-task").await,
         3,
         "no task no-such-task",
     );
     refused(
-        &solace(&d.stack, &["cancel", "no-such-task"]).await,
+        &solace(&d.stack, "cancel no-such-task").await,
         3,
         "no task no-such-task",
     );
     refused(
-        &solace(&d.stack, &["ls", "s3://no-such-bucket-7d1/"]).await,
+        &solace(&d.stack, "ls s3://no-such-bucket-7d1/").await,
         3,
         "does not exist",
     );
     // What only the deployment knows comes back from the request function: exit 2 too.
     let first = solace(
         &d.stack,
-        &["backup", "--table", &d.source, "--to", &url, "--wait"],
+        &format!("backup --table {} --to {} --wait", d.source, url),
     )
     .await;
     assert_eq!(first.code, 0, "{first:?}");
     refused(
         &solace(
             &d.stack,
-            &["backup", "--table", &d.source, "--to", &url, "--wait"],
+            &format!("backup --table {} --to {} --wait", d.source, url),
         )
         .await,
         2,
@@ -649,7 +592,7 @@ async fn ctrl_c_stops_a_direct_backup_with_130_and_a_restore_refuses_what_it_lef
     refused(
         &solace(
             &d.stack,
-            &["restore", "--from", &url, "--table", &target, "--wait"],
+            &format!("restore --from {} --table {} --wait", url, target),
         )
         .await,
         2,
@@ -658,15 +601,10 @@ async fn ctrl_c_stops_a_direct_backup_with_130_and_a_restore_refuses_what_it_lef
     // Interrupting a watch leaves the task running and says how to watch it again.
     let slow = solace(
         &d.stack,
-        &[
-            "backup",
-            "--table",
-            &d.source,
-            "--to",
-            &format!("s3://{}/watched/", d.bucket),
-            "--segments",
-            "2",
-        ],
+        &format!(
+            "backup --table {} --to s3://{}/watched/ --segments 2",
+            d.source, d.bucket
+        ),
     )
     .await;
     assert_eq!(slow.code, 0, "{slow:?}");

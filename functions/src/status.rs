@@ -484,18 +484,8 @@ impl StatusStore for DynamoStatus {
     }
 
     async fn rejection(&self, table: &str, task_id: &str) -> Result<Option<String>, StatusError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(table)
-            .key("task-id", s(rejection_item_key(task_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| status_error(table, &e))?;
-        Ok(out
-            .item
-            .and_then(|i| i.get("reason").and_then(|r| r.as_s().ok()).cloned()))
+        let item = self.item(table, rejection_item_key(task_id)).await?;
+        Ok(item.and_then(|i| i.get("reason").and_then(|r| r.as_s().ok()).cloned()))
     }
 
     async fn end_segment(
@@ -679,18 +669,9 @@ impl StatusStore for DynamoStatus {
         table: &str,
         task_id: &str,
     ) -> Result<Option<TaskStatus>, StatusError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(table)
-            .key("task-id", s(task_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| status_error(table, &e))?;
-        // A segment's item is not a task, whatever its key.
-        Ok(out
-            .item
+        let item = self.item(table, task_id.to_owned()).await?;
+        // A segment's or a rejection's item is not a task, whatever its key.
+        Ok(item
             .filter(|item| !item.contains_key("kind"))
             .map(|item| task_status(&item)))
     }
@@ -831,16 +812,26 @@ impl DynamoStatus {
         task_id: &str,
         segment: SegmentId,
     ) -> Result<HashMap<String, AttributeValue>, StatusError> {
+        let item = self.item(table, segment_item_key(task_id, segment)).await?;
+        Ok(item.unwrap_or_default())
+    }
+
+    /// The item under `key`, read consistently.
+    async fn item(
+        &self,
+        table: &str,
+        key: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StatusError> {
         let out = self
             .client
             .get_item()
             .table_name(table)
-            .key("task-id", s(segment_item_key(task_id, segment)))
+            .key("task-id", s(key))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| status_error(table, &e))?;
-        Ok(out.item.unwrap_or_default())
+        Ok(out.item)
     }
 
     /// One conditional move of the fan-out cursor (`#sent`, `#claimed`).
