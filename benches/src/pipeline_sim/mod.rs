@@ -237,7 +237,6 @@ impl Table for GenTable {
             items,
             last_key: (index + 1 < self.n_pages).then(|| page_key(index + 1)),
             consumed: 0.0,
-            raw: None,
         })
     }
 
