@@ -1,7 +1,9 @@
 //! Conversions between the codec's items and the AWS SDK's `AttributeValue`.
 //!
-//! Backup writes SDK items straight to JSON ([`write_sdk_item`]) and restore reads raw items
-//! straight into SDK maps ([`crate::RawItem::to_sdk`]), with no typed item in between.
+//! A backup from DynamoDB keeps the Scan response's items as the JSON they came as; one from
+//! a store that hands over SDK items writes them straight to JSON ([`write_sdk_item`]).
+//! Restore reads raw items straight into SDK maps ([`crate::RawItem::to_sdk`]), with no typed
+//! item in between.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

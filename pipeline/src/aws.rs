@@ -8,14 +8,15 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::RetryConfig;
 use bytes::Bytes;
 use solace_codec::sdk::SdkItem;
 
 use crate::store::{
-    ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, ScanPage, StoreError, Table, WriteResult,
-    sha256_hex,
+    ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, RawPage, ScanPage, StoreError, Table,
+    WriteResult, sha256_hex,
 };
 
 /// A DynamoDB client for `region`, from the standard settings in `config`.
@@ -109,8 +110,8 @@ impl Table for DynamoTable {
         total: u32,
         start_key: Option<SdkItem>,
     ) -> Result<ScanPage, StoreError> {
-        let out = self
-            .client
+        let kept = KeepBody::default();
+        self.client
             .scan()
             .table_name(&self.name)
             .segment(segment as i32)
@@ -118,17 +119,19 @@ impl Table for DynamoTable {
             .set_exclusive_start_key(start_key)
             .set_limit(self.page_limit)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .customize()
+            .interceptor(kept.clone())
             .send()
             .await
             .map_err(|e| classify("Scan", e))?;
-        Ok(ScanPage {
-            consumed: out
-                .consumed_capacity()
-                .and_then(|c| c.capacity_units())
-                .unwrap_or(0.0),
-            last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
-            items: out.items.unwrap_or_default(),
-        })
+        let body = kept.take().ok_or_else(|| {
+            StoreError::new(
+                ErrorKind::Transient,
+                "Scan",
+                "the Scan response's body was not kept",
+            )
+        })?;
+        raw_scan_page(body)
     }
 
     async fn batch_write(&self, items: &[SdkItem]) -> Result<WriteResult, StoreError> {
@@ -193,6 +196,147 @@ impl Table for DynamoTable {
             }
         }
     }
+}
+
+/// Keeps a successful response's body for the caller and hands the SDK `{}` to deserialize
+/// instead: a Scan page's items are DynamoDB JSON, the batch format's own, so a backup
+/// takes them as they came rather than through the SDK's values and back to JSON
+/// ([`raw_scan_page`]). An error response is left to the SDK, which classifies it.
+#[derive(Debug, Clone, Default)]
+struct KeepBody(std::sync::Arc<std::sync::Mutex<Option<Bytes>>>);
+
+impl KeepBody {
+    fn take(&self) -> Option<Bytes> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for KeepBody {
+    fn name(&self) -> &'static str {
+        "KeepScanBody"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let response = context.response_mut();
+        if !response.status().is_success() {
+            return Ok(());
+        }
+        let inner = std::mem::replace(response.body_mut(), SdkBody::taken());
+        *response.body_mut() = SdkBody::from_body_1_x(Swap {
+            inner,
+            read: Vec::new(),
+            slot: self.0.clone(),
+            done: false,
+        });
+        Ok(())
+    }
+}
+
+/// A body that reads `inner` to its end into `slot`, then yields `{}`.
+struct Swap {
+    inner: SdkBody,
+    read: Vec<u8>,
+    slot: std::sync::Arc<std::sync::Mutex<Option<Bytes>>>,
+    done: bool,
+}
+
+impl http_body::Body for Swap {
+    type Data = Bytes;
+    type Error = aws_smithy_types::body::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.read.extend_from_slice(&data);
+                    }
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    let body = Bytes::from(std::mem::take(&mut this.read));
+                    *this.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
+                    return Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+                        b"{}",
+                    )))));
+                }
+            }
+        }
+    }
+}
+
+/// The fields of a Scan response this code reads; the items stay as bytes.
+#[derive(serde::Deserialize)]
+struct ScanBody<'a> {
+    #[serde(rename = "Items", borrow, default)]
+    items: Vec<&'a serde_json::value::RawValue>,
+    #[serde(rename = "LastEvaluatedKey", borrow, default)]
+    last_key: Option<&'a serde_json::value::RawValue>,
+    #[serde(rename = "ConsumedCapacity", default)]
+    consumed: Option<Consumed>,
+}
+
+#[derive(serde::Deserialize)]
+struct Consumed {
+    #[serde(rename = "CapacityUnits", default)]
+    units: f64,
+}
+
+/// A Scan response's body as a page: each item a range of the body, the scan position and
+/// the capacity it consumed read from it.
+fn raw_scan_page(body: Bytes) -> Result<ScanPage, StoreError> {
+    let bad = |what: String| StoreError::new(ErrorKind::Permanent, "Scan", what);
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| bad(format!("the Scan response is not UTF-8: {e}")))?;
+    let parsed: ScanBody<'_> = serde_json::from_str(text).map_err(|e| {
+        bad(format!(
+            "the Scan response is not what DynamoDB sends (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let base = text.as_ptr() as usize;
+    let items = parsed
+        .items
+        .iter()
+        .map(|item| {
+            let start = item.get().as_ptr() as usize - base;
+            start..start + item.get().len()
+        })
+        .collect();
+    let last_key = match parsed.last_key {
+        None => None,
+        Some(key) => {
+            let key = solace_codec::RawItem::parse(key.get().as_bytes())
+                .map_err(|e| bad(format!("the Scan response's LastEvaluatedKey: {e}")))?
+                .to_sdk();
+            Some(key).filter(|k| !k.is_empty())
+        }
+    };
+    Ok(ScanPage {
+        items: Vec::new(),
+        last_key,
+        consumed: parsed.consumed.map_or(0.0, |c| c.units),
+        raw: Some(RawPage {
+            body: body.clone(),
+            items,
+        }),
+    })
 }
 
 /// One S3 bucket.
@@ -591,5 +735,66 @@ pub async fn wait_table_active(
             ));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_body_becomes_item_ranges_a_start_key_and_its_capacity() {
+        let body = Bytes::from_static(
+            br#"{"Count":2,"Items":[{"pk":{"S":"a\u00e9\ud83d\ude00"},"n":{"N":"1"}},{"pk":{"S":"b"},"l":{"L":[{"NULL":true}]}}],"LastEvaluatedKey":{"pk":{"S":"b"}},"ConsumedCapacity":{"TableName":"t","CapacityUnits":2.5},"ScannedCount":2}"#,
+        );
+        let page = raw_scan_page(body).expect("a page");
+        let raw = page.raw.as_ref().expect("kept raw");
+        let items: Vec<&[u8]> = raw.items().collect();
+        assert_eq!(
+            items,
+            vec![
+                &br#"{"pk":{"S":"a\u00e9\ud83d\ude00"},"n":{"N":"1"}}"#[..],
+                &br#"{"pk":{"S":"b"},"l":{"L":[{"NULL":true}]}}"#[..],
+            ]
+        );
+        assert!(page.items.is_empty());
+        assert_eq!(page.consumed, 2.5);
+        let key = page.last_key.as_ref().expect("a start key");
+        assert_eq!(key["pk"].as_s().ok().map(String::as_str), Some("b"));
+        let sdk = page.sdk_items().expect("items");
+        assert_eq!(
+            sdk[0]["pk"].as_s().ok().map(String::as_str),
+            Some("aé😀"),
+            "escapes decode"
+        );
+    }
+
+    #[test]
+    fn the_last_page_has_no_start_key_and_an_empty_page_no_items() {
+        let page = raw_scan_page(Bytes::from_static(
+            br#"{"Count":0,"Items":[],"ScannedCount":0}"#,
+        ))
+        .expect("a page");
+        assert!(page.last_key.is_none());
+        assert_eq!(page.raw.map(|r| r.items.len()), Some(0));
+        assert_eq!(page.consumed, 0.0);
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_scan_response_is_a_permanent_error_naming_no_data() {
+        for body in [
+            &b"not json"[..],
+            br#"{"Items":[{"pk":{"S":"x"}}"#,
+            br#"{"Items":"secret"}"#,
+        ] {
+            let e = raw_scan_page(Bytes::copy_from_slice(body)).expect_err("refused");
+            assert_eq!(e.kind, ErrorKind::Permanent);
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
+        let e = raw_scan_page(Bytes::from_static(
+            br#"{"LastEvaluatedKey":{"pk":{"Q":"x"}}}"#,
+        ))
+        .expect_err("not a key");
+        assert!(e.to_string().contains("LastEvaluatedKey"), "{e}");
     }
 }

@@ -30,7 +30,8 @@ use crate::retry::{CapacityLimiter, Retrier, RetryError, RetryPolicy};
 use crate::segment::{BackupCheckpoint, Outcome, PipelineError, SegmentError, SegmentJob};
 use crate::stage::{AbortOnDrop, stopped};
 use crate::store::{
-    ErrorKind, ObjectMeta, Objects, PutNew, Retention, ScanPage, StoreError, Table, sha256_hex,
+    ErrorKind, ObjectMeta, Objects, PutNew, RawPage, Retention, ScanPage, StoreError, Table,
+    sha256_hex,
 };
 
 /// Limits of a backup run.
@@ -616,9 +617,9 @@ async fn encode(
         };
         let last = page.last_key.is_none();
         let start_key = page.last_key;
-        let items = page.items;
+        let (items, raw) = (page.items, page.raw);
         let joined = tokio::task::spawn_blocking(move || {
-            let result = push_page(&mut encoder, &items);
+            let result = push_page(&mut encoder, &items, raw.as_ref());
             // A batch closes on a page boundary: when full, and at the end of the segment
             // even when empty (an empty segment's 0x0, or the end after a full batch), so
             // the last step of the chain is always a batch that says the segment is done.
@@ -693,7 +694,16 @@ async fn encode(
     }
 }
 
-fn push_page(encoder: &mut BatchEncoder, items: &[SdkItem]) -> Result<(), PipelineError> {
+fn push_page(
+    encoder: &mut BatchEncoder,
+    items: &[SdkItem],
+    raw: Option<&RawPage>,
+) -> Result<(), PipelineError> {
+    // Items as DynamoDB sent them go in as they are, once checked to be items.
+    for bytes in raw.into_iter().flat_map(RawPage::items) {
+        let raw = RawItem::parse(bytes).map_err(|e| PipelineError::Encode(e.to_string()))?;
+        encoder.push(raw);
+    }
     let mut json = Vec::with_capacity(4 << 10);
     for item in items {
         json.clear();

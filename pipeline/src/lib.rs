@@ -47,6 +47,6 @@ pub use segment::{
 };
 pub use solace_codec::layout::{BatchEntry, SegmentMarker};
 pub use store::{
-    ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, Retention, RetentionMode, ScanPage,
-    StoreError, Table, WriteResult, sha256_hex,
+    ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, RawPage, Retention, RetentionMode,
+    ScanPage, StoreError, Table, WriteResult, sha256_hex,
 };

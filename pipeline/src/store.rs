@@ -48,11 +48,44 @@ impl StoreError {
 /// One page of a parallel scan.
 #[derive(Debug, Clone, Default)]
 pub struct ScanPage {
+    /// The page's items as SDK values; empty when the store kept them as sent ([`raw`]).
+    ///
+    /// [`raw`]: ScanPage::raw
     pub items: Vec<SdkItem>,
+    /// The page's items as the store sent them: DynamoDB JSON, the batch format's own, so a
+    /// backup writes them without a parse into SDK values and back.
+    pub raw: Option<RawPage>,
     /// Where the next page starts; `None` when the segment is finished.
     pub last_key: Option<SdkItem>,
     /// Read capacity units the page consumed (0 when the store does not say).
     pub consumed: f64,
+}
+
+impl ScanPage {
+    /// Every item of the page as SDK values, a raw page's parsed from its bytes.
+    pub fn sdk_items(&self) -> Result<Vec<SdkItem>, StoreError> {
+        let mut out = self.items.clone();
+        for bytes in self.raw.iter().flat_map(RawPage::items) {
+            let item = solace_codec::RawItem::parse(bytes)
+                .map_err(|e| StoreError::new(ErrorKind::Permanent, "Scan", e.to_string()))?;
+            out.push(item.to_sdk());
+        }
+        Ok(out)
+    }
+}
+
+/// A page's items as bytes: each item is a range of `body` holding one DynamoDB-JSON item.
+#[derive(Debug, Clone, Default)]
+pub struct RawPage {
+    pub body: Bytes,
+    pub items: Vec<std::ops::Range<usize>>,
+}
+
+impl RawPage {
+    /// Each item's bytes, in page order.
+    pub fn items(&self) -> impl Iterator<Item = &[u8]> {
+        self.items.iter().map(|r| &self.body[r.clone()])
+    }
 }
 
 /// The part of a BatchWriteItem request that was not written.

@@ -64,7 +64,7 @@ async fn contents(table: &DynamoTable) -> BTreeMap<String, Item> {
     let mut start = None;
     loop {
         let page = table.scan(0, 1, start).await.expect("scan");
-        for item in &page.items {
+        for item in &page.sdk_items().expect("items") {
             let item = from_sdk_item(item).expect("known types");
             let key = format!("{:?}", item["pk"]);
             out.insert(key, item);
@@ -729,7 +729,8 @@ async fn sort_number_and_binary_keys_resume_from_their_checkpoints_and_restore_e
             loop {
                 let page = table.scan(0, 1, start).await.expect("scan");
                 items.extend(
-                    page.items
+                    page.sdk_items()
+                        .expect("items")
                         .iter()
                         .map(|i| from_sdk_item(i).expect("known types")),
                 );

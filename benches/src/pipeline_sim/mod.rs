@@ -237,6 +237,7 @@ impl Table for GenTable {
             items,
             last_key: (index + 1 < self.n_pages).then(|| page_key(index + 1)),
             consumed: 0.0,
+            raw: None,
         })
     }
 
