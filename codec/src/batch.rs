@@ -44,6 +44,40 @@ impl<'a> RawItem<'a> {
         Ok(RawItem(&bytes[skip_ws(bytes, 0)..end]))
     }
 
+    /// Validates one item and appends it to `out` with JSON's white space between tokens
+    /// removed, so what is stored does not depend on how the sender formatted it (DynamoDB
+    /// writes compact JSON, other servers may not). Strings are copied as they are, escapes
+    /// included. Returns the item as appended; on error `out` is left as it was.
+    pub fn parse_compact<'o>(
+        bytes: &[u8],
+        out: &'o mut Vec<u8>,
+    ) -> Result<RawItem<'o>, RawItemError> {
+        let start = out.len();
+        let mut in_string = false;
+        let mut escaped = false;
+        for &b in bytes {
+            if in_string {
+                out.push(b);
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+            } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                out.push(b);
+                in_string = b == b'"';
+            }
+        }
+        let checked = RawItem::parse(&out[start..]).map(|_| ());
+        if let Err(e) = checked {
+            out.truncate(start);
+            return Err(e);
+        }
+        Ok(RawItem(&out[start..]))
+    }
+
     /// The item's JSON bytes.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.0

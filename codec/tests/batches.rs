@@ -330,3 +330,20 @@ fn typed_map_keys_are_kept_exactly() {
     let body = encode_items(std::slice::from_ref(&item), 6);
     assert_eq!(decode(&body).expect("decodes"), vec![item]);
 }
+
+#[test]
+fn an_item_is_compacted_outside_its_strings_and_checked() {
+    let mut out = b"prefix".to_vec();
+    let spaced = br#" { "pk" : { "S" : "a b\t\" \\ c" } ,
+        "l": {"L": [ {"N": "1"} , {"NULL": true} ]} } "#;
+    let item = solace_codec::RawItem::parse_compact(spaced, &mut out).expect("an item");
+    assert_eq!(
+        item.as_bytes(),
+        &br#"{"pk":{"S":"a b\t\" \\ c"},"l":{"L":[{"N":"1"},{"NULL":true}]}}"#[..]
+    );
+    assert!(out.starts_with(b"prefix"), "appended");
+    let before = out.clone();
+    let bad = br#"{"pk": {"Q": "x"}}"#;
+    assert!(solace_codec::RawItem::parse_compact(bad, &mut out).is_err());
+    assert_eq!(out, before, "nothing appended on error");
+}

@@ -699,12 +699,14 @@ fn push_page(
     items: &[SdkItem],
     raw: Option<&RawPage>,
 ) -> Result<(), PipelineError> {
-    // Items as DynamoDB sent them go in as they are, once checked to be items.
-    for bytes in raw.into_iter().flat_map(RawPage::items) {
-        let raw = RawItem::parse(bytes).map_err(|e| PipelineError::Encode(e.to_string()))?;
-        encoder.push(raw);
-    }
     let mut json = Vec::with_capacity(4 << 10);
+    // Items as the store sent them go in compacted, once checked to be items.
+    for bytes in raw.into_iter().flat_map(RawPage::items) {
+        json.clear();
+        let item = RawItem::parse_compact(bytes, &mut json)
+            .map_err(|e| PipelineError::Encode(e.to_string()))?;
+        encoder.push(item);
+    }
     for item in items {
         json.clear();
         sdk::write_sdk_item(item, &mut json).map_err(|e| PipelineError::Encode(e.to_string()))?;
