@@ -52,30 +52,46 @@ impl<'a> RawItem<'a> {
         bytes: &[u8],
         out: &'o mut Vec<u8>,
     ) -> Result<RawItem<'o>, RawItemError> {
+        Ok(RawItem::parse(bytes)?.compact_into(out))
+    }
+
+    /// An item the caller has checked (a range [`scan_item`] accepted).
+    pub(crate) fn checked(bytes: &'a [u8]) -> Self {
+        RawItem(bytes)
+    }
+
+    /// Appends the item to `out` with JSON's white space between tokens removed (strings are
+    /// copied as they are, escapes included) and returns it as appended: a checked item
+    /// stays one, since white space outside strings carries nothing.
+    pub fn compact_into<'o>(self, out: &'o mut Vec<u8>) -> RawItem<'o> {
+        let bytes = self.0;
         let start = out.len();
-        let mut in_string = false;
-        let mut escaped = false;
-        for &b in bytes {
-            if in_string {
-                out.push(b);
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_string = false;
+        // Runs of bytes without white space outside strings are copied whole; strings are
+        // crossed with memchr (they are most of an item's bytes).
+        let mut run = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
+                    i += 1;
+                    while let Some(n) = memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        i += n + 1;
+                        if bytes[i - 1] == b'"' {
+                            break;
+                        }
+                        i += 1; // the escaped byte
+                    }
                 }
-            } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-                out.push(b);
-                in_string = b == b'"';
+                b' ' | b'\t' | b'\n' | b'\r' => {
+                    out.extend_from_slice(&bytes[run..i]);
+                    i += 1;
+                    run = i;
+                }
+                _ => i += 1,
             }
         }
-        let checked = RawItem::parse(&out[start..]).map(|_| ());
-        if let Err(e) = checked {
-            out.truncate(start);
-            return Err(e);
-        }
-        Ok(RawItem(&out[start..]))
+        out.extend_from_slice(&bytes[run..bytes.len().min(i)]);
+        RawItem(&out[start..])
     }
 
     /// The item's JSON bytes.
@@ -101,7 +117,7 @@ impl<'a> RawItem<'a> {
 
 /// The bytes as text, checked once for the whole buffer (SIMD), so the per-string checks of
 /// the scanners below can be skipped; an error gives the offset of the first bad byte.
-fn utf8(bytes: &[u8]) -> Result<&str, (usize, String)> {
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, (usize, String)> {
     match simdutf8::basic::from_utf8(bytes) {
         Ok(s) => Ok(s),
         Err(_) => {
@@ -113,7 +129,7 @@ fn utf8(bytes: &[u8]) -> Result<&str, (usize, String)> {
 /// Validates the item starting at `start` (after optional white space) and returns the
 /// offset just past it. The fast scanner (`fast.rs`) decides the common case; whatever it is
 /// unsure of goes through the serde visitors, which decide and name the error.
-fn scan_item(text: &str, start: usize) -> Result<usize, RawItemError> {
+pub(crate) fn scan_item(text: &str, start: usize) -> Result<usize, RawItemError> {
     let bytes = text.as_bytes();
     if let Some(end) = crate::fast::scan_item(bytes, start) {
         return Ok(end);
@@ -500,7 +516,7 @@ pub fn inflate_capped(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()
     }
 }
 
-fn skip_ws(json: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {
     while i < json.len() && matches!(json[i], b' ' | b'\n' | b'\r' | b'\t') {
         i += 1;
     }

@@ -1,5 +1,5 @@
 //! A fast validating scanner for DynamoDB JSON items: accepts only what the serde path accepts;
-//! anything it is unsure of (an escape in a type tag, number or base64, a surrogate escape, deep
+//! anything it is unsure of (an escape in a type tag, number or base64, a lone surrogate escape, deep
 //! nesting, any error) returns None and the caller falls back to the serde path, which decides
 //! and reports.
 //!
@@ -90,15 +90,22 @@ impl<'a> S<'a> {
                     match e {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
                         b'u' => {
-                            let hex = self.b.get(self.i + 2..self.i + 6)?;
-                            let mut v: u32 = 0;
-                            for h in hex {
-                                v = v * 16 + (*h as char).to_digit(16)?;
+                            let v = hex4(self.b.get(self.i + 2..self.i + 6)?)?;
+                            if (0xD800..0xDC00).contains(&v) {
+                                // A leading surrogate must be followed by a trailing one
+                                // (how JSON escapes a character past U+FFFF: an emoji).
+                                let next = self.b.get(self.i + 6..self.i + 12)?;
+                                if !next.starts_with(b"\\u")
+                                    || !(0xDC00..0xE000).contains(&hex4(&next[2..])?)
+                                {
+                                    return None; // a lone surrogate: serde decides
+                                }
+                                self.i += 12;
+                            } else if (0xDC00..0xE000).contains(&v) {
+                                return None; // a lone trailing surrogate: serde decides
+                            } else {
+                                self.i += 6;
                             }
-                            if (0xD800..0xE000).contains(&v) {
-                                return None; // surrogates: let serde decide
-                            }
-                            self.i += 6;
                         }
                         _ => return None,
                     }
@@ -272,6 +279,13 @@ fn canonical_base64(s: &[u8]) -> bool {
     }
 }
 
+/// Four hex digits' value.
+#[inline]
+fn hex4(hex: &[u8]) -> Option<u32> {
+    hex.iter()
+        .try_fold(0u32, |v, h| Some(v * 16 + (*h as char).to_digit(16)?))
+}
+
 /// The offset just past the item starting at `start` (after white space), if the fast path
 /// is sure it is valid.
 pub(crate) fn scan_item(b: &[u8], start: usize) -> Option<usize> {
@@ -338,6 +352,38 @@ mod tests {
                 crate::write_item(&sample::item(shape, n), &mut json);
                 assert_eq!(super::scan_item(&json, 0), Some(json.len()));
             }
+        }
+    }
+
+    /// A character past U+FFFF escaped as a surrogate pair (how the emulator sends every
+    /// emoji) stays on the fast path; a lone or reversed surrogate goes to serde.
+    #[test]
+    fn surrogate_pairs_are_fast_and_lone_surrogates_are_serde_s() {
+        let item = |s: &str| format!(r#"{{"a": {{"S": "x{s}y"}}, "b": {{"SS": ["{s}"]}}}}"#);
+        for pair in [
+            r"\ud83e\udd80",
+            r"\uD83D\uDE00",
+            r"\udbff\udfff",
+            r"\ud800\udc00",
+        ] {
+            let text = item(pair);
+            assert_eq!(
+                super::scan_item(text.as_bytes(), 0),
+                Some(text.len()),
+                "{pair}"
+            );
+            assert_eq!(slow(&text), Some(text.len()), "{pair}");
+        }
+        for lone in [
+            r"\ud83e",
+            r"\ud83e\u0041",
+            r"\udd80",
+            r"\udd80\ud83e",
+            r"\ud83e\n",
+            r"\ud83e\udd8",
+        ] {
+            let text = item(lone);
+            assert_eq!(super::scan_item(text.as_bytes(), 0), None, "{lone}");
         }
     }
 }

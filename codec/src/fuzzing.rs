@@ -18,8 +18,8 @@ use flate2::write::ZlibEncoder;
 use crate::layout::{self, BatchId, SegmentId};
 use crate::parse::check_number;
 use crate::{
-    BatchDecoder, BatchEncoder, DecodeError, EncoderConfig, Item, RawItem, Value, decode_items,
-    encode_items, inflate_capped, write_item,
+    BatchDecoder, BatchEncoder, DecodeError, EncoderConfig, Item, RawItem, ResponsePage, Value,
+    decode_items, encode_items, inflate_capped, write_item,
 };
 
 /// The decoder's cap while fuzzing arbitrary bytes: small, so bombs end quickly.
@@ -44,7 +44,38 @@ const LONG_BUDGET: usize = 40 << 10;
 pub fn decode_arbitrary(bytes: &[u8]) {
     check_batch(bytes);
     check_raw_item(bytes);
+    check_response(bytes);
     check_batch(&zlib(bytes));
+}
+
+/// The bytes as a Scan response: an error, or an object whose `Items` plain JSON reads as
+/// the items found, each compacting to an item equal to itself.
+fn check_response(bytes: &[u8]) {
+    let page = match ResponsePage::parse(bytes) {
+        Ok(page) => page,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    let whole: serde_json::Value =
+        serde_json::from_slice(bytes).expect("an accepted response is one JSON value");
+    let elements = match whole.get("Items") {
+        Some(serde_json::Value::Array(items)) => items.clone(),
+        None => Vec::new(),
+        Some(other) => panic!("Items accepted as {other}"),
+    };
+    assert_eq!(elements.len(), page.len(), "one item per element of Items");
+    let mut out = Vec::new();
+    for (raw, element) in page.items().zip(&elements) {
+        assert_eq!(&check_raw(raw), element, "the item is the element");
+        out.clear();
+        let compact = raw.compact_into(&mut out);
+        assert_eq!(&check_raw(compact), element, "compacting changes nothing");
+    }
+    if let Some(key) = page.last_key() {
+        assert_eq!(Some(&check_raw(key)), whole.get("LastEvaluatedKey"));
+    }
 }
 
 /// One batch body: an error, or items that re-encode to the same items.

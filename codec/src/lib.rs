@@ -9,16 +9,18 @@
 //! - `fast` (private): the validating fast scanner in front of `parse`'s serde visitors.
 //! - [`batch`]: [`RawItem`], the streaming [`BatchEncoder`] and the capped, buffer-reusing
 //!   [`BatchDecoder`].
+//! - [`response`]: a DynamoDB Scan response body read in one pass: its items checked where
+//!   they lie ([`ResponsePage`]), for a backup that never parses them into SDK values.
 //! - `sdk` (feature `sdk`): conversions to and from `aws_sdk_dynamodb`'s `AttributeValue`.
 //! - `sample` (feature `sample`): deterministic sample items for tests, benchmarks and the
 //!   demo.
 //! - `fuzzing` (feature `fuzzing`): the codec's invariants as plain functions, called by the
 //!   fuzz targets (`fuzz/`) and the regression tests.
 //!
-//! Modules import without circles (`tests/no_import_cycles.rs`): `parse` uses `item`;
-//! `fast` uses `parse`; `batch` uses `fast` and `parse`; `sdk` and `fuzzing` use `batch`;
-//! `sample` uses only `item` (the unit tests of `fast` and `sdk` use `sample`); `layout` uses
-//! nothing else of the codec.
+//! Modules import without circles (`tests/no_import_cycles.rs`): `parse` uses `item`; `fast`
+//! uses `parse`; `batch` uses `fast` and `parse`; `response` uses `batch`; `sdk` uses `batch`,
+//! `fuzzing` `batch` and `response`; `sample` uses only `item` (the unit tests of `fast` and
+//! `sdk` use `sample`); `layout` uses nothing else of the codec.
 //!
 //! The hot path never builds a tree: an item is a validated byte range, copied into deflate
 //! on the way in and sliced out of the inflated buffer on the way out.
@@ -30,6 +32,7 @@ pub mod fuzzing;
 pub mod item;
 pub mod layout;
 pub mod parse;
+pub mod response;
 #[cfg(any(test, feature = "sample"))]
 pub mod sample;
 #[cfg(feature = "sdk")]
@@ -46,3 +49,4 @@ pub use layout::{
     segment_marker_key, segment_prefix,
 };
 pub use parse::{ItemError, ItemErrorKind};
+pub use response::{ResponseError, ResponsePage};

@@ -701,11 +701,9 @@ fn push_page(
 ) -> Result<(), PipelineError> {
     let mut json = Vec::with_capacity(4 << 10);
     // Items as the store sent them go in compacted, once checked to be items.
-    for bytes in raw.into_iter().flat_map(RawPage::items) {
+    for item in raw.into_iter().flat_map(RawPage::items) {
         json.clear();
-        let item = RawItem::parse_compact(bytes, &mut json)
-            .map_err(|e| PipelineError::Encode(e.to_string()))?;
-        encoder.push(item);
+        encoder.push(item.compact_into(&mut json));
     }
     for item in items {
         json.clear();

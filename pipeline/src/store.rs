@@ -63,30 +63,16 @@ pub struct ScanPage {
 
 impl ScanPage {
     /// Every item of the page as SDK values, a raw page's parsed from its bytes.
-    pub fn sdk_items(&self) -> Result<Vec<SdkItem>, StoreError> {
+    pub fn sdk_items(&self) -> Vec<SdkItem> {
         let mut out = self.items.clone();
-        for bytes in self.raw.iter().flat_map(RawPage::items) {
-            let item = solace_codec::RawItem::parse(bytes)
-                .map_err(|e| StoreError::new(ErrorKind::Permanent, "Scan", e.to_string()))?;
-            out.push(item.to_sdk());
-        }
-        Ok(out)
+        out.extend(self.raw.iter().flat_map(RawPage::items).map(|i| i.to_sdk()));
+        out
     }
 }
 
-/// A page's items as bytes: each item is a range of `body` holding one DynamoDB-JSON item.
-#[derive(Debug, Clone, Default)]
-pub struct RawPage {
-    pub body: Bytes,
-    pub items: Vec<std::ops::Range<usize>>,
-}
-
-impl RawPage {
-    /// Each item's bytes, in page order.
-    pub fn items(&self) -> impl Iterator<Item = &[u8]> {
-        self.items.iter().map(|r| &self.body[r.clone()])
-    }
-}
+/// A page's items as the store sent them: the response body with each item found and checked
+/// where it lies (docs/pipeline.md#backup-of-a-segment).
+pub type RawPage = solace_codec::ResponsePage<Bytes>;
 
 /// The part of a BatchWriteItem request that was not written.
 #[derive(Debug, Clone, Default)]
