@@ -60,14 +60,17 @@ impl<'a> RawItem<'a> {
         RawItem(bytes)
     }
 
-    /// Appends the item to `out` with JSON's white space between tokens removed (strings are
-    /// copied as they are, escapes included) and returns it as appended: a checked item
-    /// stays one, since white space outside strings carries nothing.
+    /// Appends the item to `out` in the form DynamoDB itself sends, and returns it as
+    /// appended: JSON's white space between tokens removed, and a `\uXXXX` escape (or
+    /// surrogate pair) of a character that needs none written as the character's UTF-8
+    /// (the emulator escapes every non-ASCII character). Escapes of control characters, `"`
+    /// and `\`, and all other escapes, are kept as they are. A checked item stays one: the
+    /// strings are the same strings.
     pub fn compact_into<'o>(self, out: &'o mut Vec<u8>) -> RawItem<'o> {
         let bytes = self.0;
         let start = out.len();
-        // Runs of bytes without white space outside strings are copied whole; strings are
-        // crossed with memchr (they are most of an item's bytes).
+        // Runs of bytes that need no change are copied whole; strings are crossed with memchr
+        // (they are most of an item's bytes).
         let mut run = 0;
         let mut i = 0;
         while i < bytes.len() {
@@ -75,11 +78,20 @@ impl<'a> RawItem<'a> {
                 b'"' => {
                     i += 1;
                     while let Some(n) = memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                        i += n + 1;
-                        if bytes[i - 1] == b'"' {
+                        i += n;
+                        if bytes[i] == b'"' {
+                            i += 1;
                             break;
                         }
-                        i += 1; // the escaped byte
+                        match unescape(&bytes[i..]) {
+                            Some((c, len)) => {
+                                out.extend_from_slice(&bytes[run..i]);
+                                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                                i += len;
+                                run = i;
+                            }
+                            None => i += 2, // the backslash and the escaped byte
+                        }
                     }
                 }
                 b' ' | b'\t' | b'\n' | b'\r' => {
@@ -113,6 +125,31 @@ impl<'a> RawItem<'a> {
             Err(e) => unreachable!("a validated item failed to parse: {e}"),
         }
     }
+}
+
+/// The character a `\uXXXX` escape (or a surrogate pair of them) at the start of `escape`
+/// stands for, and the escape's length, when the character needs no escape in JSON (not a
+/// control character, `"` or `\`).
+fn unescape(escape: &[u8]) -> Option<(char, usize)> {
+    let hex = |at: usize| {
+        let digits = std::str::from_utf8(escape.get(at..at + 4)?).ok()?;
+        u32::from_str_radix(digits, 16).ok()
+    };
+    if escape.get(1) != Some(&b'u') {
+        return None;
+    }
+    let high = hex(2)?;
+    let (code, len) = if (0xD800..0xDC00).contains(&high) {
+        if escape.get(6..8) != Some(b"\\u") {
+            return None;
+        }
+        let low = hex(8).filter(|low| (0xDC00..0xE000).contains(low))?;
+        (0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00), 12)
+    } else {
+        (high, 6)
+    };
+    let c = char::from_u32(code)?;
+    (!c.is_control() && c != '"' && c != '\\').then_some((c, len))
 }
 
 /// The bytes as text, checked once for the whole buffer (SIMD), so the per-string checks of

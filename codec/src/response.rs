@@ -4,7 +4,8 @@
 //! The response's `Items` array is already the batch format's content (DynamoDB JSON items),
 //! so a backup hands each item's bytes to the encoder without building anything: the scanner
 //! here checks every item once (the same checks as [`RawItem::parse`]), and
-//! [`RawItem::compact_into`] removes the white space some servers put between tokens.
+//! [`RawItem::compact_into`] removes the white space and the needless escapes some servers
+//! put in.
 //! Everything else in the body (`ConsumedCapacity`, `ScannedCount`, fields added later) is
 //! skipped by serde_json, which checks it is JSON.
 
@@ -377,6 +378,20 @@ mod tests {
         assert!(matches!(err, ResponseError::LastKey { .. }), "{err:?}");
         assert!(page("{\"Items\": [{\"a\": {\"S\": \"\u{0}\"}}]}\u{ff}").is_err());
         assert!(ResponsePage::parse(&b"{\"Items\": [], \"x\": \"\xff\"}"[..]).is_err());
+    }
+
+    /// The emulator's escapes of non-ASCII characters become the characters; escapes a
+    /// string needs stay.
+    #[test]
+    fn escapes_of_characters_that_need_none_are_written_as_the_characters() {
+        let body = r#"{"Items": [{"s": {"S": "a\u00e9 \ud83e\udd80\u6771\u0001\u0022\u005c\n\t\"\\\/\u007fx"}}]}"#;
+        let page = page(body).expect("valid");
+        let mut out = Vec::new();
+        let item = page.items().next().expect("an item").compact_into(&mut out);
+        assert_eq!(
+            std::str::from_utf8(item.as_bytes()).expect("UTF-8"),
+            r#"{"s":{"S":"aé 🦀東\u0001\u0022\u005c\n\t\"\\\/\u007fx"}}"#
+        );
     }
 
     /// Sample items of every shape, laid out as a server with spaces and escapes would send
