@@ -115,11 +115,18 @@ data "aws_iam_policy_document" "request" {
     ]
   }
 
-  # A restore's destination must hold no items (Scan with Limit 1).
+  # A restore's destination must hold no items (Scan with Limit 1); a backup keeps its
+  # table's schema (docs/schema.md).
   statement {
-    sid       = "CheckDestination"
-    effect    = "Allow"
-    actions   = ["dynamodb:Scan"]
+    sid    = "CheckDestination"
+    effect = "Allow"
+    actions = [
+      "dynamodb:DescribeContinuousBackups",
+      "dynamodb:DescribeTable",
+      "dynamodb:DescribeTimeToLive",
+      "dynamodb:ListTagsOfResource",
+      "dynamodb:Scan",
+    ]
     resources = local.data_table_arns
   }
 

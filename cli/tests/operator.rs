@@ -385,6 +385,26 @@ async fn a_direct_backup_restores_through_the_functions_and_the_other_way_round(
     )
     .await;
     assert_eq!(b.code, 0, "{b:?}");
+    // Both kept the table's schema, as the request function captured it.
+    for prefix in ["direct/", "functions/"] {
+        let body =
+            d.s3.get_object()
+                .bucket(&d.bucket)
+                .key(format!("{prefix}solace-meta/schema.json"))
+                .send()
+                .await
+                .expect("a schema record")
+                .body
+                .collect()
+                .await
+                .expect("read")
+                .into_bytes();
+        let record = solace_codec::schema::SchemaRecord::from_json(&body).expect("readable");
+        assert_eq!(record.table_name, d.source);
+        assert!(record.not_captured.is_empty(), "{:?}", record.not_captured);
+        let table = record.table.expect("the table's schema");
+        assert_eq!(table.key()[0].0, "pk", "{prefix}: {table:?}");
+    }
     let via_functions = new_table(&d).await;
     let r = solace(
         &d.stack,

@@ -10,7 +10,7 @@
 //! | batch | [`batch_key`]: `<prefix>0x<segment>/0x<batch>` | by the backup, per batch | a zlib stream of a JSON array of items ([`crate::batch`]) |
 //! | manifest | [`manifest_key`]: `<prefix>solace-meta/manifest.json` | when a backup is requested | [`Manifest::to_json`]: pretty JSON |
 //! | segment marker | [`segment_marker_key`]: `<prefix>solace-meta/segments/0x<segment>.json` | when a segment's backup is complete | [`SegmentMarker::to_json`]: compact JSON |
-//! | schema (reserved) | [`schema_key`]: `<prefix>solace-meta/schema.json` | not yet written | |
+//! | schema | [`schema_key`]: `<prefix>solace-meta/schema.json` | the request function, after the manifest | docs/schema.md |
 //! | completion record | [`completion_key`]: `<prefix>solace-meta/complete.json` | when the task's last segment is counted | [`Completion::to_json`]: pretty JSON |
 //!
 //! Writers and readers of these objects go through this module, so the format has one
@@ -135,8 +135,8 @@ pub fn manifest_key(prefix: &str) -> String {
     format!("{}{META_FOLDER}manifest.json", normalized_prefix(prefix))
 }
 
-/// Reserved for the backup's table schema (key schema, indexes), so a restore can create
-/// the table. Not yet written: nothing reads or writes this key today.
+/// The table's schema when the backup started ([`crate::schema::SchemaRecord`]), so a
+/// restore can create the table and check an existing one's key (docs/schema.md).
 pub fn schema_key(prefix: &str) -> String {
     format!("{}{META_FOLDER}schema.json", normalized_prefix(prefix))
 }

@@ -9,6 +9,8 @@
 //! - `fast` (private): the validating fast scanner in front of `parse`'s serde visitors.
 //! - [`batch`]: [`RawItem`], the streaming [`BatchEncoder`] and the capped, buffer-reusing
 //!   [`BatchDecoder`].
+//! - [`schema`]: the table's schema as a backup keeps it (`solace-meta/schema.json`), in the
+//!   shape CreateTable takes.
 //! - [`response`]: a DynamoDB Scan response body read in one pass: its items checked where
 //!   they lie ([`ResponsePage`]), for a backup that never parses them into SDK values.
 //! - `sdk` (feature `sdk`): conversions to and from `aws_sdk_dynamodb`'s `AttributeValue`.
@@ -35,6 +37,7 @@ pub mod parse;
 pub mod response;
 #[cfg(any(test, feature = "sample"))]
 pub mod sample;
+pub mod schema;
 #[cfg(feature = "sdk")]
 pub mod sdk;
 

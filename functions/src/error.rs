@@ -35,6 +35,8 @@ pub enum Error {
     },
     #[error("bucket {bucket}: {source}")]
     Bucket { bucket: String, source: StoreError },
+    #[error("table {table}: {source}")]
+    Table { table: String, source: StoreError },
     #[error("segment {segment}: {source}")]
     Pipeline {
         segment: String,
@@ -52,7 +54,7 @@ impl Error {
         match self {
             Error::Status(e) => e.retryable,
             Error::Queue { source, .. } => source.retryable,
-            Error::Bucket { source, .. } => source.is_retryable(),
+            Error::Bucket { source, .. } | Error::Table { source, .. } => source.is_retryable(),
             Error::Pipeline { source, .. } => source.is_retryable(),
             Error::NoTimeLeft | Error::Internal(_) => true,
         }

@@ -28,8 +28,15 @@ pub const CALLS: &[(Function, &[&str])] = &[
     (
         Function::Request,
         &[
+            // the backup's schema (aws_schema::describe): DescribeTable and the settings
+            // outside it, on the data table
+            "dynamodb:DescribeContinuousBackups",
+            "dynamodb:DescribeTable",
+            "dynamodb:DescribeTimeToLive",
             // status::read_task: a cancel's task, the fan-out cursor
             "dynamodb:GetItem",
+            // the backup's schema: the data table's tags
+            "dynamodb:ListTagsOfResource",
             // status::create_task
             "dynamodb:PutItem",
             // DynamoTable::has_items: a restore's destination must be empty (Scan, Limit 1)

@@ -6,11 +6,14 @@
 //! `solace … --wait` finds it, docs/status.md#rejection-items) and is sent with its reason
 //! to the rejected-requests queue, where an operator finds it.
 
+use std::collections::BTreeMap;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use solace_codec::SegmentId;
 use solace_codec::layout::{Completion, Manifest};
+use solace_codec::schema::SchemaRecord;
 use solace_pipeline::{ErrorKind, ObjectMeta, Objects, PutNew, StoreError, Table};
 use tokio::time::Instant;
 use tracing::{error, info};
@@ -289,9 +292,7 @@ async fn process<S: Services>(
     let admitted = match (&recorded, request.action) {
         (Some(_), _) => Ok(Vec::new()),
         (None, Action::Restore | Action::Verify) => admit_restore(ctx, &request, &bucket).await,
-        (None, Action::Backup) => admit_backup(&task_id, &request, &bucket, &created_at)
-            .await
-            .map(|()| Vec::new()),
+        (None, Action::Backup) => admit_backup(ctx, &task_id, &request, &bucket, &created_at).await,
     };
     let notes = match admitted {
         Ok(notes) => notes,
@@ -463,13 +464,15 @@ fn refused(bucket: &str, what: String, e: StoreError) -> Refused {
 
 /// A backup starts by creating its manifest, only if there is none: a second backup to the
 /// same prefix (`p` and `p/` are one folder) is refused and writes nothing. A manifest of
-/// this very task is a redelivery of this request.
-async fn admit_backup<O: Objects>(
+/// this very task is a redelivery of this request. Then the table's schema is captured
+/// ([`capture_schema`]); the notes say what of it could not be read.
+async fn admit_backup<S: Services>(
+    ctx: &Context<S>,
     task_id: &str,
     request: &Request,
-    bucket: &O,
+    bucket: &S::Objects,
     created_at: &str,
-) -> Result<(), Refused> {
+) -> Result<Vec<String>, Refused> {
     let key = solace_codec::manifest_key(&request.bucket_prefix);
     let manifest = Manifest {
         format: Manifest::FORMAT,
@@ -522,7 +525,87 @@ async fn admit_backup<O: Objects>(
             }
         }
     }
-    Ok(())
+    capture_schema(ctx, task_id, request, bucket, created_at, &meta).await
+}
+
+/// Writes `<prefix>solace-meta/schema.json` (docs/schema.md) after the manifest and before
+/// any segment is sent, with a conditional create: a redelivery finds the first capture and
+/// keeps it. A schema that cannot be read (access denied) does not stop the backup: the
+/// record says what is missing and why, and so do the returned notes. An error a retry may
+/// fix (a throttle) hands the request back.
+async fn capture_schema<S: Services>(
+    ctx: &Context<S>,
+    task_id: &str,
+    request: &Request,
+    bucket: &S::Objects,
+    captured_at: &str,
+    meta: &ObjectMeta,
+) -> Result<Vec<String>, Refused> {
+    let key = solace_codec::schema_key(&request.bucket_prefix);
+    let name = &request.bucket_name;
+    let table = ctx
+        .services
+        .table(&request.table_region, &request.table_name);
+    let (schema, not_captured) = match table.describe().await {
+        Ok(d) => (Some(d.schema), d.not_captured),
+        Err(e) if e.is_retryable() => {
+            return Err(Refused::Retry(Error::Table {
+                table: request.table_name.clone(),
+                source: e,
+            }));
+        }
+        Err(e) => (None, BTreeMap::from([(e.operation.to_owned(), e.message)])),
+    };
+    let record = SchemaRecord {
+        format: SchemaRecord::FORMAT,
+        task_id: task_id.to_owned(),
+        table_region: request.table_region.clone(),
+        table_name: request.table_name.clone(),
+        captured_at: captured_at.to_owned(),
+        table: schema,
+        not_captured,
+    };
+    let written = bucket
+        .put_new(&key, Bytes::from(record.to_json()), meta)
+        .await
+        .map_err(|e| refused(name, format!("cannot write {key}"), e))?;
+    let kept = match written {
+        PutNew::Created => record,
+        PutNew::Exists { .. } => {
+            let body = bucket
+                .get(&key)
+                .await
+                .map_err(|e| refused(name, format!("cannot read {key}"), e))?;
+            match body.map(|b| SchemaRecord::from_json(&b)) {
+                Some(Ok(existing)) if existing.task_id == task_id => existing,
+                _ => {
+                    return Err(Refused::Reject(format!(
+                        "bucket-prefix {:?} already holds a schema record that is not this backup's: use a new prefix",
+                        request.bucket_prefix
+                    )));
+                }
+            }
+        }
+    };
+    Ok(schema_notes(&kept))
+}
+
+/// The task notes of a schema record: one per call that could not be read.
+pub fn schema_notes(record: &SchemaRecord) -> Vec<String> {
+    record
+        .not_captured
+        .iter()
+        .map(|(operation, reason)| {
+            let part = match operation.as_str() {
+                "DescribeTable" => "the table's schema",
+                "DescribeTimeToLive" => "the table's time to live",
+                "DescribeContinuousBackups" => "the table's point-in-time recovery setting",
+                "ListTagsOfResource" => "the table's tags",
+                _ => "a part of the table's schema",
+            };
+            format!("schema: {part} was not captured ({operation}: {reason})")
+        })
+        .collect()
 }
 
 /// What a restore checks before anything is written (docs/protocol.md#refusals). Returns

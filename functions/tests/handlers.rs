@@ -202,6 +202,40 @@ async fn a_backup_request_records_the_task_writes_the_manifest_and_fans_out_each
     );
 }
 
+/// The in-memory table keeps no schema, as a table whose DescribeTable is denied: the backup
+/// goes on, its schema record says what is missing, and so do the task's notes.
+#[tokio::test]
+async fn a_backup_whose_schema_cannot_be_read_records_why_and_still_completes() {
+    let ctx = backed_up(10).await;
+    let bucket = ctx.services.bucket("eu-west-1", "backups");
+    let body = bucket
+        .objects
+        .get_now(&format!("{PREFIX}solace-meta/schema.json"))
+        .expect("a schema record");
+    let record = solace_codec::schema::SchemaRecord::from_json(&body).expect("readable");
+    assert_eq!(record.task_id, BACKUP_TASK);
+    assert!(record.table.is_none());
+    assert_eq!(
+        record.not_captured.keys().collect::<Vec<_>>(),
+        ["DescribeTable"]
+    );
+    let task = ctx
+        .services
+        .status
+        .task("backup-table", BACKUP_TASK)
+        .expect("task recorded");
+    assert!(
+        task.status
+            .notes
+            .iter()
+            .any(|n| n.starts_with("schema: the table's schema was not captured (DescribeTable:")),
+        "{:?}",
+        task.status.notes
+    );
+    assert_eq!(task.status.completed, 2, "the backup completes");
+    assert!(bucket.objects.get_now(&completion_key()).is_some());
+}
+
 #[tokio::test]
 async fn a_redelivered_request_creates_no_second_task_and_sends_no_segment_twice() {
     let ctx = context(services_with_items(10));

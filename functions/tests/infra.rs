@@ -214,7 +214,12 @@ fn expected_permissions(
     for &action in calls {
         let resources = match action {
             "sqs:SendMessage" => queues.clone(),
-            "dynamodb:Scan" | "dynamodb:BatchWriteItem" => one("local.data_table_arns"),
+            "dynamodb:Scan"
+            | "dynamodb:BatchWriteItem"
+            | "dynamodb:DescribeTable"
+            | "dynamodb:DescribeTimeToLive"
+            | "dynamodb:DescribeContinuousBackups"
+            | "dynamodb:ListTagsOfResource" => one("local.data_table_arns"),
             a if a.starts_with("dynamodb:") => tables.clone(),
             "s3:ListBucket" | "s3:GetBucketObjectLockConfiguration" => {
                 one("local.data_bucket_arns")

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use solace_codec::sdk::SdkItem;
 
 use crate::store::{
-    ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, RawPage, ScanPage, StoreError, Table,
-    WriteResult, sha256_hex,
+    Described, ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, RawPage, ScanPage, StoreError,
+    Table, WriteResult, sha256_hex,
 };
 
 /// A DynamoDB client for `region`, from the standard settings in `config`.
@@ -195,6 +195,10 @@ impl Table for DynamoTable {
                 None => return Ok(false),
             }
         }
+    }
+
+    async fn describe(&self) -> Result<Described, StoreError> {
+        crate::aws_schema::describe(&self.client, &self.name).await
     }
 }
 

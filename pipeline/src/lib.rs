@@ -26,6 +26,7 @@
 //! `fence`.
 
 pub mod aws;
+mod aws_schema;
 pub mod backup;
 pub mod fence;
 pub mod progress;
@@ -47,6 +48,6 @@ pub use segment::{
 };
 pub use solace_codec::layout::{BatchEntry, SegmentMarker};
 pub use store::{
-    ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, RawPage, Retention, RetentionMode,
-    ScanPage, StoreError, Table, WriteResult, sha256_hex,
+    Described, ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, RawPage, Retention,
+    RetentionMode, ScanPage, StoreError, Table, WriteResult, sha256_hex,
 };

@@ -181,7 +181,7 @@ pub trait Table: Send + Sync + 'static {
             let mut start = None;
             loop {
                 let page = self.scan(0, 1, start).await?;
-                if !page.items.is_empty() {
+                if !page.items.is_empty() || page.raw.as_ref().is_some_and(|r| !r.is_empty()) {
                     return Ok(true);
                 }
                 match page.last_key {
@@ -191,6 +191,26 @@ pub trait Table: Send + Sync + 'static {
             }
         }
     }
+
+    /// The table's schema (docs/schema.md). Stores that keep none answer with a permanent
+    /// error, which a backup records as its schema not captured.
+    fn describe(&self) -> impl Future<Output = Result<Described, StoreError>> + Send {
+        async {
+            Err(StoreError::new(
+                ErrorKind::Permanent,
+                "DescribeTable",
+                "this store keeps no table schema",
+            ))
+        }
+    }
+}
+
+/// What [`Table::describe`] read: the schema, and the calls that could not be made (by
+/// operation name, with the service's reason).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Described {
+    pub schema: solace_codec::schema::TableSchema,
+    pub not_captured: std::collections::BTreeMap<String, String>,
 }
 
 /// One S3 bucket, in its own region.
@@ -271,6 +291,10 @@ impl<T: Table> Table for Arc<T> {
 
     fn has_items(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).has_items()
+    }
+
+    fn describe(&self) -> impl Future<Output = Result<Described, StoreError>> + Send {
+        (**self).describe()
     }
 }
 

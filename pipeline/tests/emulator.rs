@@ -746,3 +746,217 @@ async fn sort_number_and_binary_keys_resume_from_their_checkpoints_and_restore_e
         assert!(a == b, "{what}: the restored table equals the source");
     }
 }
+
+/// A provisioned table with a sort key, two GSIs (KEYS_ONLY and INCLUDE), an LSI, a stream,
+/// TTL, PITR and tags; and an on-demand one with none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_s_schema_is_read_with_its_indexes_settings_and_tags() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        LocalSecondaryIndex, PointInTimeRecoverySpecification, Projection, ProjectionType,
+        ProvisionedThroughput, ScalarAttributeType, StreamSpecification, StreamViewType, Tag,
+        TimeToLiveSpecification,
+    };
+    let sdk = config().await;
+    let client = dynamodb_client(&sdk, TABLE_REGION);
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
+    let attr = |name: &str, ty: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ty)
+            .build()
+            .expect("attribute")
+    };
+    let throughput = |r: i64, w: i64| {
+        ProvisionedThroughput::builder()
+            .read_capacity_units(r)
+            .write_capacity_units(w)
+            .build()
+            .expect("throughput")
+    };
+    let projection = |ty: ProjectionType, include: &[&str]| {
+        let mut p = Projection::builder().projection_type(ty);
+        for a in include {
+            p = p.non_key_attributes(*a);
+        }
+        p.build()
+    };
+    let name = unique_name("schema");
+    client
+        .create_table()
+        .table_name(&name)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attr("pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("sk", ScalarAttributeType::N))
+        .attribute_definitions(attr("email", ScalarAttributeType::S))
+        .attribute_definitions(attr("created", ScalarAttributeType::N))
+        .billing_mode(BillingMode::Provisioned)
+        .provisioned_throughput(throughput(7, 3))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-email")
+                .key_schema(key("email", KeyType::Hash))
+                .projection(projection(ProjectionType::KeysOnly, &[]))
+                .provisioned_throughput(throughput(2, 1))
+                .build()
+                .expect("gsi"),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-created")
+                .key_schema(key("created", KeyType::Hash))
+                .key_schema(key("pk", KeyType::Range))
+                .projection(projection(ProjectionType::Include, &["total", "state"]))
+                .provisioned_throughput(throughput(4, 2))
+                .build()
+                .expect("gsi"),
+        )
+        .local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name("by-pk-created")
+                .key_schema(key("pk", KeyType::Hash))
+                .key_schema(key("created", KeyType::Range))
+                .projection(projection(ProjectionType::All, &[]))
+                .build()
+                .expect("lsi"),
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .expect("stream"),
+        )
+        .tags(
+            Tag::builder()
+                .key("team")
+                .value("payments")
+                .build()
+                .expect("tag"),
+        )
+        .tags(
+            Tag::builder()
+                .key("env")
+                .value("test")
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("table created");
+    client
+        .update_time_to_live()
+        .table_name(&name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires")
+                .build()
+                .expect("ttl"),
+        )
+        .send()
+        .await
+        .expect("ttl on");
+    client
+        .update_continuous_backups()
+        .table_name(&name)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .expect("pitr"),
+        )
+        .send()
+        .await
+        .expect("pitr on");
+
+    let described = DynamoTable::new(client.clone(), &name)
+        .describe()
+        .await
+        .expect("described");
+    assert!(
+        described.not_captured.is_empty(),
+        "{:?}",
+        described.not_captured
+    );
+    let s = &described.schema;
+    assert_eq!(
+        s.key(),
+        [
+            ("pk".to_owned(), "HASH".to_owned(), "S".to_owned()),
+            ("sk".to_owned(), "RANGE".to_owned(), "N".to_owned())
+        ]
+    );
+    assert_eq!(s.attribute_definitions.len(), 4);
+    assert_eq!(s.billing_mode, "PROVISIONED");
+    let t = s.provisioned_throughput.expect("provisioned");
+    assert_eq!((t.read_capacity_units, t.write_capacity_units), (7, 3));
+    let gsi = |n: &str| {
+        s.global_secondary_indexes
+            .iter()
+            .find(|g| g.index_name == n)
+            .unwrap_or_else(|| panic!("index {n} in {:?}", s.global_secondary_indexes))
+    };
+    assert_eq!(gsi("by-email").projection.projection_type, "KEYS_ONLY");
+    let created = gsi("by-created");
+    assert_eq!(created.projection.projection_type, "INCLUDE");
+    assert_eq!(created.projection.non_key_attributes, ["total", "state"]);
+    assert_eq!(created.key_schema.len(), 2);
+    let gt = created.provisioned_throughput.expect("index throughput");
+    assert_eq!((gt.read_capacity_units, gt.write_capacity_units), (4, 2));
+    assert_eq!(s.local_secondary_indexes.len(), 1);
+    assert_eq!(s.local_secondary_indexes[0].index_name, "by-pk-created");
+    let stream = s.stream_specification.as_ref().expect("stream");
+    assert_eq!(
+        stream.stream_view_type.as_deref(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    let ttl = s.time_to_live.as_ref().expect("ttl read");
+    assert!(ttl.enabled);
+    assert_eq!(ttl.attribute_name.as_deref(), Some("expires"));
+    assert!(
+        s.point_in_time_recovery
+            .as_ref()
+            .expect("pitr read")
+            .enabled
+    );
+    let mut tags: Vec<(String, String)> = s
+        .tags
+        .as_ref()
+        .expect("tags read")
+        .iter()
+        .map(|t| (t.key.clone(), t.value.clone()))
+        .collect();
+    tags.sort();
+    assert_eq!(
+        tags,
+        [
+            ("env".to_owned(), "test".to_owned()),
+            ("team".to_owned(), "payments".to_owned())
+        ]
+    );
+    s.check().expect("CreateTable would take it");
+
+    // On demand, nothing else set: no throughput, no indexes, TTL and PITR read as off.
+    let plain = new_table(&sdk, TABLE_REGION).await;
+    let d = plain.describe().await.expect("described");
+    assert_eq!(d.schema.billing_mode, "PAY_PER_REQUEST");
+    assert!(d.schema.provisioned_throughput.is_none());
+    assert!(d.schema.global_secondary_indexes.is_empty());
+    assert!(!d.schema.time_to_live.as_ref().expect("ttl read").enabled);
+    assert!(
+        !d.schema
+            .point_in_time_recovery
+            .as_ref()
+            .expect("pitr read")
+            .enabled
+    );
+    assert_eq!(d.schema.tags.as_deref(), Some(&[][..]));
+}
