@@ -115,17 +115,21 @@ data "aws_iam_policy_document" "request" {
     ]
   }
 
-  # A restore's destination must hold no items (Scan with Limit 1); a backup keeps its
-  # table's schema (docs/schema.md).
+  # A restore's destination must hold no items (Scan with Limit 1), or is created from the
+  # backup's schema (create-table); a backup keeps its table's schema (docs/schema.md).
   statement {
     sid    = "CheckDestination"
     effect = "Allow"
     actions = [
+      "dynamodb:CreateTable",
       "dynamodb:DescribeContinuousBackups",
       "dynamodb:DescribeTable",
       "dynamodb:DescribeTimeToLive",
       "dynamodb:ListTagsOfResource",
       "dynamodb:Scan",
+      "dynamodb:TagResource",
+      "dynamodb:UpdateContinuousBackups",
+      "dynamodb:UpdateTimeToLive",
     ]
     resources = local.data_table_arns
   }

@@ -106,7 +106,8 @@ pub struct RestoreArgs {
     /// The backup to restore.
     #[arg(long, value_name = "s3://BUCKET/PREFIX")]
     pub from: S3Url,
-    /// The table to restore into (it must exist; empty unless --allow-non-empty-table).
+    /// The table to restore into (it must exist, unless --create-table; empty unless
+    /// --allow-non-empty-table).
     #[arg(long, value_name = "NAME")]
     pub table: String,
     /// The table's region (default: the AWS SDK's region).
@@ -121,6 +122,22 @@ pub struct RestoreArgs {
     /// Restore what a backup committed although it never completed.
     #[arg(long)]
     pub allow_incomplete_backup: bool,
+    /// Create the table from the backup's schema when it does not exist (keys, indexes,
+    /// billing, stream, encryption, tags, then TTL and PITR).
+    #[arg(long)]
+    pub create_table: bool,
+    /// With --create-table: create it with this billing mode instead of the backup's.
+    #[arg(long, value_name = "MODE", value_parser = ["PAY_PER_REQUEST", "PROVISIONED"], requires = "create_table")]
+    pub billing_mode: Option<String>,
+    /// With --billing-mode PROVISIONED: read capacity of the table and each GSI.
+    #[arg(long, value_name = "RCU", requires = "create_table")]
+    pub read_capacity: Option<u32>,
+    /// With --billing-mode PROVISIONED: write capacity of the table and each GSI.
+    #[arg(long, value_name = "WCU", requires = "create_table")]
+    pub write_capacity: Option<u32>,
+    /// With --create-table: create it without the backup's secondary indexes.
+    #[arg(long, requires = "create_table")]
+    pub skip_indexes: bool,
     /// Only for a source that does not record its segment count; a Solace backup sets it.
     #[arg(long, value_name = "N")]
     pub segments: Option<u32>,
@@ -331,8 +348,25 @@ impl Ops {
         if a.allow_incomplete_backup {
             body["allow-incomplete-backup"] = true.into();
         }
+        if a.create_table {
+            body["create-table"] = true.into();
+        }
+        if let Some(mode) = &a.billing_mode {
+            body["create-table-billing-mode"] = mode.as_str().into();
+        }
+        if let Some(n) = a.read_capacity {
+            body["create-table-read-capacity"] = n.into();
+        }
+        if let Some(n) = a.write_capacity {
+            body["create-table-write-capacity"] = n.into();
+        }
+        if a.skip_indexes {
+            body["create-table-skip-indexes"] = true.into();
+        }
         checked(body.clone())?;
-        self.describe(&table_region, &a.table).await?;
+        if !a.create_table {
+            self.describe(&table_region, &a.table).await?;
+        }
         let (recorded, expected) = self.backup_facts(&bucket_region, &a.from).await?;
         body["total-segments"] = Self::source_segments(&a.from, recorded, a.segments)?.into();
         let (body, request) = checked(body)?;

@@ -405,6 +405,33 @@ async fn a_direct_backup_restores_through_the_functions_and_the_other_way_round(
         let table = record.table.expect("the table's schema");
         assert_eq!(table.key()[0].0, "pk", "{prefix}: {table:?}");
     }
+    // A table keyed otherwise is refused before anything is written, deployed and direct.
+    let other_key = unique_name("dst");
+    solace_testkit::create_table(&d.dynamodb, &other_key, solace_testkit::TableKeys::PkSk)
+        .await
+        .expect("table");
+    for mode in ["--wait", "--direct"] {
+        let r = solace(
+            &d.stack,
+            &format!(
+                "restore --from {} --table {} {mode}",
+                functions_url, other_key
+            ),
+        )
+        .await;
+        refused(&r, 2, "cannot take this backup's items");
+        assert!(
+            r.stderr.contains("(pk HASH S, sk RANGE S)") && r.stderr.contains("(pk HASH S)"),
+            "{mode}: both keys named: {r:?}"
+        );
+        assert!(
+            contents(&d.dynamodb, &other_key)
+                .await
+                .expect("read")
+                .is_empty(),
+            "{mode}: nothing written"
+        );
+    }
     let via_functions = new_table(&d).await;
     let r = solace(
         &d.stack,
@@ -638,5 +665,141 @@ async fn ctrl_c_stops_a_direct_backup_with_130_and_a_restore_refuses_what_it_lef
             .contains(&format!("solace status {id} --watch")),
         "{watch:?}"
     );
+    d.local.stop().await;
+}
+
+/// The disaster the schema is for: the table is gone, `restore --create-table` brings it back
+/// with its keys, indexes, billing, stream, tags, TTL and PITR; through the functions as the
+/// backup made it, and directly with another billing mode and no indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_with_create_table_brings_a_lost_table_back_with_its_schema() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use solace_pipeline::Table;
+    use solace_pipeline::aws::DynamoTable;
+    let d = deployment(0, None).await;
+    let source = unique_name("src");
+    solace_testkit::create_table_with_everything(&d.dynamodb, &source)
+        .await
+        .expect("table");
+    for i in 0..30 {
+        d.dynamodb
+            .put_item()
+            .table_name(&source)
+            .item("pk", AttributeValue::S(format!("order-{i}")))
+            .item("sk", AttributeValue::N(i.to_string()))
+            .item("email", AttributeValue::S(format!("{i}@example.com")))
+            .item(
+                "created",
+                AttributeValue::N((1_700_000_000 + i).to_string()),
+            )
+            .item("total", AttributeValue::N(format!("{i}.50")))
+            .send()
+            .await
+            .expect("put");
+    }
+    let url = format!("s3://{}/dr/", d.bucket);
+    let b = solace(
+        &d.stack,
+        &format!("backup --table {source} --to {url} --segments 2 --wait"),
+    )
+    .await;
+    assert_eq!(b.code, 0, "{b:?}");
+    let items = contents(&d.dynamodb, &source).await.expect("source");
+    assert_eq!(items.len(), 30);
+    let described = |name: String| {
+        let t = DynamoTable::new(d.dynamodb.clone(), name);
+        async move { t.describe().await.expect("described").schema }
+    };
+    let before = described(source.clone()).await;
+
+    // Without --create-table a missing table is not found.
+    let gone = unique_name("dst");
+    let r = solace(
+        &d.stack,
+        &format!("restore --from {url} --table {gone} --wait"),
+    )
+    .await;
+    refused(&r, 3, "");
+
+    let r = solace(
+        &d.stack,
+        &format!("restore --from {url} --table {gone} --create-table --wait --json"),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(contents(&d.dynamodb, &gone).await.expect("read"), items);
+    let after = described(gone.clone()).await;
+    assert_eq!(after.key(), before.key());
+    let sorted = |s: &solace_codec::schema::TableSchema| {
+        let mut a: Vec<_> = s
+            .attribute_definitions
+            .iter()
+            .map(|a| (a.attribute_name.clone(), a.attribute_type.clone()))
+            .collect();
+        a.sort();
+        let mut g: Vec<_> = s
+            .global_secondary_indexes
+            .iter()
+            .map(|g| {
+                (
+                    g.index_name.clone(),
+                    g.key_schema.clone(),
+                    g.projection.clone(),
+                    g.provisioned_throughput,
+                )
+            })
+            .collect();
+        g.sort_by(|x, y| x.0.cmp(&y.0));
+        (a, g)
+    };
+    assert_eq!(sorted(&after), sorted(&before), "definitions and GSIs");
+    assert_eq!(
+        after.local_secondary_indexes,
+        before.local_secondary_indexes
+    );
+    assert_eq!(after.billing_mode, "PROVISIONED");
+    assert_eq!(after.provisioned_throughput, before.provisioned_throughput);
+    assert_eq!(after.stream_specification, before.stream_specification);
+    assert_eq!(after.time_to_live, before.time_to_live);
+    assert_eq!(
+        after.point_in_time_recovery.as_ref().map(|p| p.enabled),
+        Some(true)
+    );
+    let mut tags_after: Vec<_> = after.tags.clone().unwrap_or_default();
+    let created_by = tags_after
+        .iter()
+        .position(|t| t.key == "solace:restore-task")
+        .expect("the creating task's tag");
+    assert_eq!(tags_after.remove(created_by).value, r.json()["task-id"]);
+    let key = |t: &solace_codec::schema::Tag| t.key.clone();
+    tags_after.sort_by_key(key);
+    let mut tags_before = before.tags.clone().unwrap_or_default();
+    tags_before.sort_by_key(key);
+    assert_eq!(tags_after, tags_before);
+
+    // Directly, on demand and without indexes.
+    let lean = unique_name("dst");
+    let r = solace(
+        &d.stack,
+        &format!(
+            "restore --from {url} --table {lean} --direct --create-table --billing-mode PAY_PER_REQUEST --skip-indexes"
+        ),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(contents(&d.dynamodb, &lean).await.expect("read"), items);
+    let lean = described(lean).await;
+    assert_eq!(lean.key(), before.key());
+    assert_eq!(lean.billing_mode, "PAY_PER_REQUEST");
+    assert!(lean.global_secondary_indexes.is_empty() && lean.local_secondary_indexes.is_empty());
+    assert_eq!(lean.time_to_live, before.time_to_live);
+
+    // A created table restored into again is an existing table: refused as not empty.
+    let again = solace(
+        &d.stack,
+        &format!("restore --from {url} --table {gone} --create-table --wait"),
+    )
+    .await;
+    refused(&again, 2, "already holds items");
     d.local.stop().await;
 }

@@ -295,6 +295,76 @@ impl TableSchema {
     }
 }
 
+/// How a restore creates its table differently from the backup's schema
+/// (docs/schema.md#table-creation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// The billing mode to create with instead of the backup's.
+    pub billing: Option<Billing>,
+    /// Create without the global and local secondary indexes.
+    pub skip_indexes: bool,
+}
+
+/// A billing mode, with the capacity a provisioned table (and each of its GSIs) gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Billing {
+    OnDemand,
+    Provisioned { read: i64, write: i64 },
+}
+
+impl TableSchema {
+    /// The schema as CreateTable should get it under `options`: no warm throughput (see
+    /// docs/schema.md#what-is-not-kept-and-why), indexes dropped when asked
+    /// (with the attribute definitions only they used, which CreateTable refuses), and
+    /// another billing mode with its throughput (on demand: none, and no on-demand limits
+    /// carried over from a provisioned table; provisioned: the given capacity for the table
+    /// and every GSI, and no on-demand limits).
+    pub fn for_create(&self, options: &CreateOptions) -> TableSchema {
+        let mut s = self.clone();
+        // DescribeTable reports a warm throughput for every table, its defaults included,
+        // and CreateTable refuses one below the new table's own: it is kept, not re-applied.
+        s.warm_throughput = None;
+        for g in &mut s.global_secondary_indexes {
+            g.warm_throughput = None;
+        }
+        if options.skip_indexes {
+            s.global_secondary_indexes.clear();
+            s.local_secondary_indexes.clear();
+            let keys: Vec<String> = s
+                .key_schema
+                .iter()
+                .map(|k| k.attribute_name.clone())
+                .collect();
+            s.attribute_definitions
+                .retain(|d| keys.contains(&d.attribute_name));
+        }
+        match options.billing {
+            None => {}
+            Some(Billing::OnDemand) => {
+                s.billing_mode = "PAY_PER_REQUEST".into();
+                s.provisioned_throughput = None;
+                for g in &mut s.global_secondary_indexes {
+                    g.provisioned_throughput = None;
+                }
+            }
+            Some(Billing::Provisioned { read, write }) => {
+                let t = Throughput {
+                    read_capacity_units: read,
+                    write_capacity_units: write,
+                };
+                s.billing_mode = "PROVISIONED".into();
+                s.provisioned_throughput = Some(t);
+                s.on_demand_throughput = None;
+                for g in &mut s.global_secondary_indexes {
+                    g.provisioned_throughput = Some(t);
+                    g.on_demand_throughput = None;
+                }
+            }
+        }
+        s
+    }
+}
+
 /// How a table's key differs from a backup's, as one line naming both; `None` when they are
 /// the same (names, roles and types).
 pub fn key_difference(backup: &TableSchema, table: &TableSchema) -> Option<String> {
@@ -471,5 +541,57 @@ mod tests {
         assert_eq!(other.len(), 2, "{other:?}");
         assert!(other[0].contains("[by-date]"), "{other:?}");
         assert!(other[1].contains("attribute \"expires\""), "{other:?}");
+    }
+
+    #[test]
+    fn creation_options_change_billing_and_drop_indexes_with_their_attributes() {
+        let mut backup = schema();
+        backup.attribute_definitions.push(AttributeDefinition {
+            attribute_name: "email".into(),
+            attribute_type: "S".into(),
+        });
+        backup.global_secondary_indexes.push(GlobalIndex {
+            index_name: "by-email".into(),
+            key_schema: vec![KeyElement {
+                attribute_name: "email".into(),
+                key_type: "HASH".into(),
+            }],
+            projection: Projection {
+                projection_type: "ALL".into(),
+                non_key_attributes: vec![],
+            },
+            provisioned_throughput: None,
+            on_demand_throughput: Some(OnDemandThroughput {
+                max_read_request_units: Some(100),
+                max_write_request_units: None,
+            }),
+            warm_throughput: None,
+        });
+        assert_eq!(backup.for_create(&CreateOptions::default()), backup);
+        let provisioned = backup.for_create(&CreateOptions {
+            billing: Some(Billing::Provisioned { read: 5, write: 2 }),
+            skip_indexes: false,
+        });
+        assert_eq!(provisioned.billing_mode, "PROVISIONED");
+        let t = provisioned.provisioned_throughput.expect("throughput");
+        assert_eq!((t.read_capacity_units, t.write_capacity_units), (5, 2));
+        let g = &provisioned.global_secondary_indexes[0];
+        assert_eq!(g.provisioned_throughput, Some(t));
+        assert_eq!(g.on_demand_throughput, None);
+        provisioned.check().expect("valid");
+        let back = provisioned.for_create(&CreateOptions {
+            billing: Some(Billing::OnDemand),
+            skip_indexes: true,
+        });
+        assert_eq!(back.billing_mode, "PAY_PER_REQUEST");
+        assert!(back.provisioned_throughput.is_none());
+        assert!(back.global_secondary_indexes.is_empty());
+        let defined: Vec<&str> = back
+            .attribute_definitions
+            .iter()
+            .map(|d| d.attribute_name.as_str())
+            .collect();
+        assert_eq!(defined, ["pk", "sk"], "the index's attribute goes with it");
+        back.check().expect("valid");
     }
 }

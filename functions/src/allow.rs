@@ -146,6 +146,11 @@ mod tests {
             allow_incomplete_backup: false,
             retention_mode: None,
             retention_days: None,
+            create_table: false,
+            create_table_billing_mode: None,
+            create_table_read_capacity: None,
+            create_table_write_capacity: None,
+            create_table_skip_indexes: false,
         }
     }
 

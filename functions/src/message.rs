@@ -49,6 +49,11 @@ impl From<VerifyFields> for Request {
             allow_incomplete_backup: false,
             retention_mode: None,
             retention_days: None,
+            create_table: false,
+            create_table_billing_mode: None,
+            create_table_read_capacity: None,
+            create_table_write_capacity: None,
+            create_table_skip_indexes: false,
         }
     }
 }
@@ -79,9 +84,51 @@ pub struct Request {
     pub retention_mode: Option<RetentionMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// Restore only: create the destination from the backup's schema when it does not exist
+    /// (docs/schema.md#table-creation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_table: bool,
+    /// With `create-table`: the created table's billing mode instead of the backup's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_table_billing_mode: Option<BillingMode>,
+    /// With `create-table-billing-mode` `PROVISIONED`: the capacity of the table and of each
+    /// of its global secondary indexes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_table_read_capacity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_table_write_capacity: Option<u32>,
+    /// With `create-table`: create it without the backup's secondary indexes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_table_skip_indexes: bool,
+}
+
+/// The billing modes a restore may create its table with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BillingMode {
+    #[serde(rename = "PAY_PER_REQUEST")]
+    PayPerRequest,
+    #[serde(rename = "PROVISIONED")]
+    Provisioned,
 }
 
 impl Request {
+    /// How a restore with `create-table` creates its table (validated: a provisioned mode
+    /// has both capacities).
+    pub fn create_options(&self) -> solace_codec::schema::CreateOptions {
+        use solace_codec::schema::Billing;
+        solace_codec::schema::CreateOptions {
+            billing: match self.create_table_billing_mode {
+                None => None,
+                Some(BillingMode::PayPerRequest) => Some(Billing::OnDemand),
+                Some(BillingMode::Provisioned) => Some(Billing::Provisioned {
+                    read: i64::from(self.create_table_read_capacity.unwrap_or(1)),
+                    write: i64::from(self.create_table_write_capacity.unwrap_or(1)),
+                }),
+            },
+            skip_indexes: self.create_table_skip_indexes,
+        }
+    }
+
     /// The retention the request asks for, when it names both halves.
     pub fn retention(&self) -> Option<Retention> {
         Some(Retention {

@@ -28,8 +28,11 @@ pub const CALLS: &[(Function, &[&str])] = &[
     (
         Function::Request,
         &[
+            // a restore with create-table (aws_schema::create), its tags authorized as
+            // TagResource
+            "dynamodb:CreateTable",
             // the backup's schema (aws_schema::describe): DescribeTable and the settings
-            // outside it, on the data table
+            // outside it, on the data table; a restore's destination, checked against it
             "dynamodb:DescribeContinuousBackups",
             "dynamodb:DescribeTable",
             "dynamodb:DescribeTimeToLive",
@@ -41,8 +44,13 @@ pub const CALLS: &[(Function, &[&str])] = &[
             "dynamodb:PutItem",
             // DynamoTable::has_items: a restore's destination must be empty (Scan, Limit 1)
             "dynamodb:Scan",
+            // a created table's tags (with CreateTable)
+            "dynamodb:TagResource",
+            // a created table's PITR and TTL (aws_schema::apply_settings)
+            "dynamodb:UpdateContinuousBackups",
             // status::cancel_task, the fan-out cursor (claim, confirm, fail_unsent)
             "dynamodb:UpdateItem",
+            "dynamodb:UpdateTimeToLive",
             // a backup with a retention: its bucket must have Object Lock
             "s3:GetBucketObjectLockConfiguration",
             // the backup's manifest: S3Objects::get (restore), S3Objects::put (backup);
@@ -129,9 +137,25 @@ pub fn iam_actions(service: &str, operation: &str) -> Vec<String> {
         )
         | (
             "DynamoDB",
-            "GetItem" | "PutItem" | "UpdateItem" | "DeleteItem" | "Query" | "Scan" | "BatchGetItem"
-            | "BatchWriteItem" | "DescribeTable" | "CreateTable" | "DeleteTable" | "UpdateTable",
+            "GetItem"
+            | "PutItem"
+            | "UpdateItem"
+            | "DeleteItem"
+            | "Query"
+            | "Scan"
+            | "BatchGetItem"
+            | "BatchWriteItem"
+            | "DescribeTable"
+            | "DeleteTable"
+            | "UpdateTable"
+            | "DescribeTimeToLive"
+            | "DescribeContinuousBackups"
+            | "ListTagsOfResource"
+            | "UpdateTimeToLive"
+            | "UpdateContinuousBackups",
         ) => return vec![format!("{}:{operation}", service.to_ascii_lowercase())],
+        // CreateTable with tags is also authorized as TagResource.
+        ("DynamoDB", "CreateTable") => &["dynamodb:CreateTable", "dynamodb:TagResource"],
         // S3 answers a missing key with 404 NoSuchKey only to a caller allowed s3:ListBucket
         // on the bucket, and with 403 AccessDenied otherwise. The code relies on NoSuchKey
         // (no manifest or segment marker: a Solace v3 backup; no batch: the end of a
@@ -289,6 +313,21 @@ mod tests {
             ("DynamoDB", "GetItem", &["dynamodb:GetItem"]),
             ("DynamoDB", "BatchWriteItem", &["dynamodb:BatchWriteItem"]),
             ("DynamoDB", "Scan", &["dynamodb:Scan"]),
+            (
+                "DynamoDB",
+                "DescribeTimeToLive",
+                &["dynamodb:DescribeTimeToLive"],
+            ),
+            (
+                "DynamoDB",
+                "ListTagsOfResource",
+                &["dynamodb:ListTagsOfResource"],
+            ),
+            (
+                "DynamoDB",
+                "CreateTable",
+                &["dynamodb:CreateTable", "dynamodb:TagResource"],
+            ),
             ("S3", "GetObject", &["s3:GetObject", "s3:ListBucket"]),
             ("S3", "HeadObject", &["s3:GetObject", "s3:ListBucket"]),
             (

@@ -7,6 +7,7 @@
 //! to the rejected-requests queue, where an operator finds it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
@@ -21,7 +22,7 @@ use tracing::{error, info};
 use crate::context::{Context, Services};
 use crate::error::Error;
 use crate::function::Function;
-use crate::message::{Action, Request, SegmentMessage, VerifyFields};
+use crate::message::{Action, BillingMode, Request, SegmentMessage, VerifyFields};
 use crate::queues::{MAX_BATCH, Queues};
 use crate::status::CancelOutcome;
 use crate::status::{self, StatusStore};
@@ -53,6 +54,8 @@ pub enum InvalidRequest {
     BackupOnly(&'static str),
     #[error("retention: {0}")]
     Retention(String),
+    #[error("create-table: {0}")]
+    CreateTable(String),
 }
 
 /// Checks a request body against docs/request.md#validation. The error names what was wrong.
@@ -127,13 +130,77 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
         for (field, on) in [
             ("allow-non-empty-table", request.allow_non_empty_table),
             ("allow-incomplete-backup", request.allow_incomplete_backup),
+            ("create-table", request.create_table),
         ] {
             if on {
                 return Err(InvalidRequest::RestoreOnly(field));
             }
         }
     }
+    check_create_table(&request)?;
     Ok(request)
+}
+
+/// The largest capacity a created table may ask for: DynamoDB's default per-table quota.
+pub const MAX_CREATE_CAPACITY: u32 = 40_000;
+
+/// The `create-table-…` options need `create-table`, and go together as
+/// docs/request.md#second-wave-fields says.
+fn check_create_table(request: &Request) -> Result<(), InvalidRequest> {
+    let bad = |why: String| Err(InvalidRequest::CreateTable(why));
+    let options = [
+        (
+            "create-table-billing-mode",
+            request.create_table_billing_mode.is_some(),
+        ),
+        (
+            "create-table-read-capacity",
+            request.create_table_read_capacity.is_some(),
+        ),
+        (
+            "create-table-write-capacity",
+            request.create_table_write_capacity.is_some(),
+        ),
+        (
+            "create-table-skip-indexes",
+            request.create_table_skip_indexes,
+        ),
+    ];
+    if !request.create_table {
+        if let Some((field, _)) = options.iter().find(|(_, on)| *on) {
+            return bad(format!("{field} needs \"create-table\": true"));
+        }
+        return Ok(());
+    }
+    let capacities = [
+        request.create_table_read_capacity,
+        request.create_table_write_capacity,
+    ];
+    match request.create_table_billing_mode {
+        Some(BillingMode::Provisioned) => {
+            if capacities.iter().any(Option::is_none) {
+                return bad(
+                    "create-table-billing-mode PROVISIONED needs create-table-read-capacity and create-table-write-capacity".into(),
+                );
+            }
+            if let Some(c) = capacities
+                .iter()
+                .flatten()
+                .find(|c| !(1..=MAX_CREATE_CAPACITY).contains(*c))
+            {
+                return bad(format!(
+                    "a created table's capacity must be 1 to {MAX_CREATE_CAPACITY}, got {c}"
+                ));
+            }
+        }
+        _ if capacities.iter().any(Option::is_some) => {
+            return bad(
+                "create-table-read-capacity and create-table-write-capacity go with create-table-billing-mode PROVISIONED".into(),
+            );
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-7`…
@@ -291,7 +358,9 @@ async fn process<S: Services>(
     let recorded = ctx.services.status().read_task(table, &task_id).await?;
     let admitted = match (&recorded, request.action) {
         (Some(_), _) => Ok(Vec::new()),
-        (None, Action::Restore | Action::Verify) => admit_restore(ctx, &request, &bucket).await,
+        (None, Action::Restore | Action::Verify) => {
+            admit_restore(ctx, &task_id, &request, &bucket, stop_at).await
+        }
         (None, Action::Backup) => admit_backup(ctx, &task_id, &request, &bucket, &created_at).await,
     };
     let notes = match admitted {
@@ -612,8 +681,10 @@ pub fn schema_notes(record: &SchemaRecord) -> Vec<String> {
 /// the notes the task's status item carries (an unverified or incomplete source).
 async fn admit_restore<S: Services>(
     ctx: &Context<S>,
+    task_id: &str,
     request: &Request,
     bucket: &S::Objects,
+    stop_at: Instant,
 ) -> Result<Vec<String>, Refused> {
     let name = &request.bucket_name;
     let prefix = &request.bucket_prefix;
@@ -699,6 +770,12 @@ async fn admit_restore<S: Services>(
             );
         }
     }
+    if request.create_table {
+        notes.extend(create_destination(ctx, task_id, request, bucket, stop_at).await?);
+    }
+    if !verify {
+        notes.extend(check_destination_key(ctx, request, bucket).await?);
+    }
     if !verify && !request.allow_non_empty_table {
         let table = ctx
             .services
@@ -715,6 +792,196 @@ async fn admit_restore<S: Services>(
         }
     }
     Ok(notes)
+}
+
+/// A restore into a table whose key (names, roles, types) differs from the backup's is
+/// refused before anything is written; other differences (global secondary indexes, TTL)
+/// become notes (docs/schema.md#restore-checks). A backup without a schema record (made
+/// before it existed, or by Solace v3) is not checked; nor is one whose capture could not
+/// read DescribeTable, and a destination whose DescribeTable is refused, each with a note.
+async fn check_destination_key<S: Services>(
+    ctx: &Context<S>,
+    request: &Request,
+    bucket: &S::Objects,
+) -> Result<Vec<String>, Refused> {
+    let name = &request.bucket_name;
+    let key = solace_codec::schema_key(&request.bucket_prefix);
+    let Some(body) = bucket
+        .get(&key)
+        .await
+        .map_err(|e| refused(name, format!("cannot read {key}"), e))?
+    else {
+        return Ok(Vec::new());
+    };
+    let backup = match SchemaRecord::from_json(&body) {
+        Ok(SchemaRecord {
+            table: Some(table), ..
+        }) => table,
+        Ok(_) => {
+            return Ok(vec![
+                "the destination's key was not checked: the backup's schema was not captured"
+                    .to_owned(),
+            ]);
+        }
+        Err(e) => {
+            return Ok(vec![format!(
+                "the destination's key was not checked: the backup's {key} is unreadable: {e}"
+            )]);
+        }
+    };
+    let table = ctx
+        .services
+        .table(&request.table_region, &request.table_name);
+    let destination = match table.describe().await {
+        Ok(d) => d.schema,
+        Err(e) if e.is_retryable() => {
+            return Err(Refused::Retry(Error::Table {
+                table: request.table_name.clone(),
+                source: e,
+            }));
+        }
+        Err(e) if e.message.contains("ResourceNotFoundException") => {
+            return Err(Refused::Reject(format!(
+                "table {} does not exist in {}: set \"create-table\": true to create it from the backup's schema ({key})",
+                request.table_name, request.table_region
+            )));
+        }
+        Err(e) => {
+            return Ok(vec![format!(
+                "the destination's key was not checked against the backup's ({}: {})",
+                e.operation, e.message
+            )]);
+        }
+    };
+    if let Some(difference) = solace_codec::schema::key_difference(&backup, &destination) {
+        return Err(Refused::Reject(format!(
+            "table {} cannot take this backup's items: {difference}",
+            request.table_name
+        )));
+    }
+    Ok(
+        solace_codec::schema::other_differences(&backup, &destination)
+            .into_iter()
+            .map(|d| format!("destination: {d}"))
+            .collect(),
+    )
+}
+
+/// The tag a table created by a restore carries: the restore's task id. A redelivered request
+/// that finds the table knows by it that the table is its own, and finishes its settings.
+pub const CREATED_BY_TAG: &str = "solace:restore-task";
+
+/// How long to wait between looks at a table being created.
+const CREATE_POLL: Duration = Duration::from_secs(2);
+
+/// `"create-table": true` (docs/schema.md#table-creation): creates the destination from the
+/// backup's schema record when it does not exist, waits until it is ACTIVE, then turns on its
+/// TTL and PITR. A destination that exists is left as it is (the restore's other checks
+/// apply), unless it carries this task's [`CREATED_BY_TAG`]: then an earlier delivery created
+/// it, and its settings are finished. A table still being created when the invocation's time
+/// runs out hands the request back; its redelivery waits on.
+async fn create_destination<S: Services>(
+    ctx: &Context<S>,
+    task_id: &str,
+    request: &Request,
+    bucket: &S::Objects,
+    stop_at: Instant,
+) -> Result<Vec<String>, Refused> {
+    let name = &request.bucket_name;
+    let destination = &request.table_name;
+    let key = solace_codec::schema_key(&request.bucket_prefix);
+    let body = bucket
+        .get(&key)
+        .await
+        .map_err(|e| refused(name, format!("cannot read {key}"), e))?
+        .ok_or_else(|| {
+            Refused::Reject(format!(
+                "create-table needs the backup's schema and the backup at {:?} has none ({key}): it was made before backups kept their schema, or by Solace v3; create the table first",
+                request.bucket_prefix
+            ))
+        })?;
+    let record = SchemaRecord::from_json(&body).map_err(|e| {
+        Refused::Reject(format!(
+            "create-table: the backup's {key} is unreadable: {e}"
+        ))
+    })?;
+    let Some(schema) = record.table else {
+        let why: Vec<String> = record
+            .not_captured
+            .iter()
+            .map(|(op, reason)| format!("{op}: {reason}"))
+            .collect();
+        return Err(Refused::Reject(format!(
+            "create-table: the backup's schema was not captured ({}); create the table first",
+            why.join("; ")
+        )));
+    };
+    let mut wanted = schema.for_create(&request.create_options());
+    let mut tags = wanted.tags.take().unwrap_or_default();
+    tags.retain(|t| t.key != CREATED_BY_TAG);
+    tags.push(solace_codec::schema::Tag {
+        key: CREATED_BY_TAG.to_owned(),
+        value: task_id.to_owned(),
+    });
+    wanted.tags = Some(tags);
+    let table = ctx.services.table(&request.table_region, destination);
+    let table_error = |e: StoreError| {
+        if e.is_retryable() {
+            Refused::Retry(Error::Table {
+                table: destination.clone(),
+                source: e,
+            })
+        } else {
+            Refused::Reject(format!("create-table: table {destination}: {e}"))
+        }
+    };
+    let mut notes = Vec::new();
+    if table.create(&wanted).await.map_err(table_error)? {
+        info!(table = %destination, "table created from the backup's schema");
+        notes.push(format!(
+            "table {destination} created from the backup's schema (captured {})",
+            record.captured_at
+        ));
+    }
+    loop {
+        let current = table.describe().await.map_err(table_error)?;
+        let ours = current
+            .schema
+            .tags
+            .iter()
+            .flatten()
+            .any(|t| t.key == CREATED_BY_TAG && t.value == task_id);
+        if !ours {
+            // Someone else's table: the restore's other checks decide.
+            return Ok(notes);
+        }
+        if current.status.as_deref() == Some("ACTIVE") {
+            let not_set = table
+                .apply_settings(&wanted, &current.schema)
+                .await
+                .map_err(table_error)?;
+            notes.extend(
+                not_set
+                    .into_iter()
+                    .map(|what| format!("created table {destination}: {what} was not set")),
+            );
+            return Ok(notes);
+        }
+        if Instant::now() + CREATE_POLL >= stop_at {
+            return Err(Refused::Retry(Error::Table {
+                table: destination.clone(),
+                source: StoreError::new(
+                    ErrorKind::Transient,
+                    "DescribeTable",
+                    format!(
+                        "the created table is {}, not yet ACTIVE",
+                        current.status.as_deref().unwrap_or("of no status")
+                    ),
+                ),
+            }));
+        }
+        tokio::time::sleep(CREATE_POLL).await;
+    }
 }
 
 /// The number of `0x…` segment folders directly under `prefix`.
@@ -971,6 +1238,85 @@ mod tests {
             ),
         ];
         for (body, reason) in cases {
+            let err = validate(&body, 10).expect_err(&body).to_string();
+            assert!(err.contains(reason), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn create_table_options_need_create_table_and_go_together() {
+        let restore = serde_json::json!({"action": "restore", "total-segments": 2,
+            "table-region": "us-east-1", "table-name": "orders", "bucket-region": "eu-west-1",
+            "bucket-name": "backups", "bucket-prefix": "p/"});
+        let with = |fields: &[(&str, serde_json::Value)]| {
+            let mut r = restore.clone();
+            for (k, v) in fields {
+                r[*k] = v.clone();
+            }
+            r.to_string()
+        };
+        let provisioned = [
+            ("create-table", true.into()),
+            ("create-table-billing-mode", "PROVISIONED".into()),
+            ("create-table-read-capacity", 5.into()),
+            ("create-table-write-capacity", 2.into()),
+            ("create-table-skip-indexes", true.into()),
+        ];
+        let request = validate(&with(&provisioned), 10).expect("valid");
+        assert_eq!(
+            request.create_options(),
+            solace_codec::schema::CreateOptions {
+                billing: Some(solace_codec::schema::Billing::Provisioned { read: 5, write: 2 }),
+                skip_indexes: true,
+            }
+        );
+        let on_demand = [
+            ("create-table", true.into()),
+            ("create-table-billing-mode", "PAY_PER_REQUEST".into()),
+        ];
+        assert!(validate(&with(&on_demand), 10).is_ok());
+        let cases: [(&[(&str, serde_json::Value)], &str); 6] = [
+            (
+                &[("create-table-skip-indexes", true.into())],
+                "create-table-skip-indexes needs \"create-table\": true",
+            ),
+            (
+                &[
+                    ("create-table", true.into()),
+                    ("create-table-billing-mode", "PROVISIONED".into()),
+                ],
+                "PROVISIONED needs create-table-read-capacity and create-table-write-capacity",
+            ),
+            (
+                &[
+                    ("create-table", true.into()),
+                    ("create-table-read-capacity", 5.into()),
+                ],
+                "go with create-table-billing-mode PROVISIONED",
+            ),
+            (
+                &[
+                    ("create-table", true.into()),
+                    ("create-table-billing-mode", "PROVISIONED".into()),
+                    ("create-table-read-capacity", 0.into()),
+                    ("create-table-write-capacity", 2.into()),
+                ],
+                "capacity must be 1 to 40000, got 0",
+            ),
+            (
+                &[
+                    ("create-table", true.into()),
+                    ("create-table-billing-mode", "ON_DEMAND".into()),
+                ],
+                "unknown variant `ON_DEMAND`",
+            ),
+            (
+                &[("action", "backup".into()), ("create-table", true.into())],
+                "create-table is a restore field",
+            ),
+        ];
+        for (fields, reason) in cases {
+            let body = with(fields);
             let err = validate(&body, 10).expect_err(&body).to_string();
             assert!(err.contains(reason), "{body}: {err}");
         }

@@ -330,6 +330,7 @@ pub fn task_item(
     for (flag, on) in [
         ("allow-non-empty-table", request.allow_non_empty_table),
         ("allow-incomplete-backup", request.allow_incomplete_backup),
+        ("create-table", request.create_table),
     ] {
         if on {
             item.insert(flag.to_owned(), AttributeValue::Bool(true));
@@ -933,6 +934,12 @@ pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
                 Some(AttributeValue::N(d)) => Some(d.parse().ok()?),
                 _ => None,
             },
+            // Admission options: only `create-table` is kept on the item, as a flag.
+            create_table: flag("create-table"),
+            create_table_billing_mode: None,
+            create_table_read_capacity: None,
+            create_table_write_capacity: None,
+            create_table_skip_indexes: false,
         })
     })();
     TaskStatus {

@@ -219,7 +219,11 @@ fn expected_permissions(
             | "dynamodb:DescribeTable"
             | "dynamodb:DescribeTimeToLive"
             | "dynamodb:DescribeContinuousBackups"
-            | "dynamodb:ListTagsOfResource" => one("local.data_table_arns"),
+            | "dynamodb:ListTagsOfResource"
+            | "dynamodb:CreateTable"
+            | "dynamodb:TagResource"
+            | "dynamodb:UpdateTimeToLive"
+            | "dynamodb:UpdateContinuousBackups" => one("local.data_table_arns"),
             a if a.starts_with("dynamodb:") => tables.clone(),
             "s3:ListBucket" | "s3:GetBucketObjectLockConfiguration" => {
                 one("local.data_bucket_arns")

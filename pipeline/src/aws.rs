@@ -200,6 +200,18 @@ impl Table for DynamoTable {
     async fn describe(&self) -> Result<Described, StoreError> {
         crate::aws_schema::describe(&self.client, &self.name).await
     }
+
+    async fn create(&self, schema: &solace_codec::schema::TableSchema) -> Result<bool, StoreError> {
+        crate::aws_schema::create(&self.client, &self.name, schema).await
+    }
+
+    async fn apply_settings(
+        &self,
+        schema: &solace_codec::schema::TableSchema,
+        current: &solace_codec::schema::TableSchema,
+    ) -> Result<Vec<String>, StoreError> {
+        crate::aws_schema::apply_settings(&self.client, &self.name, schema, current).await
+    }
 }
 
 /// Keeps a successful response's body for the caller and hands the SDK `{}` to deserialize

@@ -180,6 +180,7 @@ pub async fn describe(
     Ok(Described {
         schema,
         not_captured,
+        status: t.table_status().map(|s| s.as_str().to_owned()),
     })
 }
 
@@ -255,4 +256,235 @@ fn warm(read: Option<i64>, write: Option<i64>) -> Option<WarmThroughput> {
         write_units_per_second: set(write),
     };
     (w.read_units_per_second.is_some() || w.write_units_per_second.is_some()).then_some(w)
+}
+
+/// A builder's error (a required field missing): the schema was not one CreateTable takes.
+fn invalid(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::new(
+        crate::store::ErrorKind::Permanent,
+        "CreateTable",
+        format!("the schema is not one CreateTable takes: {e}"),
+    )
+}
+
+/// Creates table `name` from `schema` (already shaped by `TableSchema::for_create`), its tags
+/// included. `Ok(false)`: a table of that name exists already (made by an earlier delivery
+/// of this request, or by someone else: the caller checks its key either way).
+pub async fn create(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    schema: &TableSchema,
+) -> Result<bool, StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition as SdkAttribute, GlobalSecondaryIndex, KeyType, LocalSecondaryIndex,
+        OnDemandThroughput as SdkOnDemandThroughput, ProjectionType, ProvisionedThroughput,
+        ScalarAttributeType, SseSpecification as SdkSse, SseType, StreamSpecification as SdkStream,
+        StreamViewType, TableClass, Tag as SdkTag, WarmThroughput as SdkWarm,
+    };
+    let key_schema = |keys: &[KeyElement]| {
+        keys.iter()
+            .map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(&k.attribute_name)
+                    .key_type(KeyType::from(k.key_type.as_str()))
+                    .build()
+                    .map_err(invalid)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let throughput = |t: &Option<Throughput>| {
+        t.map(|t| {
+            ProvisionedThroughput::builder()
+                .read_capacity_units(t.read_capacity_units)
+                .write_capacity_units(t.write_capacity_units)
+                .build()
+                .map_err(invalid)
+        })
+        .transpose()
+    };
+    let on_demand = |o: &Option<OnDemandThroughput>| {
+        o.map(|o| {
+            SdkOnDemandThroughput::builder()
+                .set_max_read_request_units(o.max_read_request_units)
+                .set_max_write_request_units(o.max_write_request_units)
+                .build()
+        })
+    };
+    let warm = |w: &Option<WarmThroughput>| {
+        w.map(|w| {
+            SdkWarm::builder()
+                .set_read_units_per_second(w.read_units_per_second)
+                .set_write_units_per_second(w.write_units_per_second)
+                .build()
+        })
+    };
+    let projection = |p: &Projection| {
+        SdkProjection::builder()
+            .projection_type(ProjectionType::from(p.projection_type.as_str()))
+            .set_non_key_attributes(
+                (!p.non_key_attributes.is_empty()).then(|| p.non_key_attributes.clone()),
+            )
+            .build()
+    };
+    let mut gsis = Vec::new();
+    for g in &schema.global_secondary_indexes {
+        gsis.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(&g.index_name)
+                .set_key_schema(Some(key_schema(&g.key_schema)?))
+                .projection(projection(&g.projection))
+                .set_provisioned_throughput(throughput(&g.provisioned_throughput)?)
+                .set_on_demand_throughput(on_demand(&g.on_demand_throughput))
+                .set_warm_throughput(warm(&g.warm_throughput))
+                .build()
+                .map_err(invalid)?,
+        );
+    }
+    let mut lsis = Vec::new();
+    for l in &schema.local_secondary_indexes {
+        lsis.push(
+            LocalSecondaryIndex::builder()
+                .index_name(&l.index_name)
+                .set_key_schema(Some(key_schema(&l.key_schema)?))
+                .projection(projection(&l.projection))
+                .build()
+                .map_err(invalid)?,
+        );
+    }
+    let attributes = schema
+        .attribute_definitions
+        .iter()
+        .map(|d| {
+            SdkAttribute::builder()
+                .attribute_name(&d.attribute_name)
+                .attribute_type(ScalarAttributeType::from(d.attribute_type.as_str()))
+                .build()
+                .map_err(invalid)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let stream = schema
+        .stream_specification
+        .as_ref()
+        .map(|s| {
+            SdkStream::builder()
+                .stream_enabled(s.stream_enabled)
+                .set_stream_view_type(s.stream_view_type.as_deref().map(StreamViewType::from))
+                .build()
+                .map_err(invalid)
+        })
+        .transpose()?;
+    let sse = schema.sse_specification.as_ref().map(|s| {
+        SdkSse::builder()
+            .enabled(s.enabled)
+            .set_sse_type(s.sse_type.as_deref().map(SseType::from))
+            .set_kms_master_key_id(s.kms_master_key_id.clone())
+            .build()
+    });
+    let tags = schema
+        .tags
+        .iter()
+        .flatten()
+        .map(|t| {
+            SdkTag::builder()
+                .key(&t.key)
+                .value(&t.value)
+                .build()
+                .map_err(invalid)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = client
+        .create_table()
+        .table_name(name)
+        .set_key_schema(Some(key_schema(&schema.key_schema)?))
+        .set_attribute_definitions(Some(attributes))
+        .billing_mode(BillingMode::from(schema.billing_mode.as_str()))
+        .set_provisioned_throughput(throughput(&schema.provisioned_throughput)?)
+        .set_on_demand_throughput(on_demand(&schema.on_demand_throughput))
+        .set_warm_throughput(warm(&schema.warm_throughput))
+        .set_global_secondary_indexes((!gsis.is_empty()).then_some(gsis))
+        .set_local_secondary_indexes((!lsis.is_empty()).then_some(lsis))
+        .set_stream_specification(stream)
+        .set_sse_specification(sse)
+        .set_table_class(schema.table_class.as_deref().map(TableClass::from))
+        .deletion_protection_enabled(schema.deletion_protection_enabled)
+        .set_tags((!tags.is_empty()).then_some(tags))
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(classify("CreateTable", e)),
+    }
+}
+
+/// Turns on the time to live and point-in-time recovery `schema` has and `current` (the
+/// table as it is) has not. Returns what could not be set, one line each.
+pub async fn apply_settings(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    schema: &TableSchema,
+    current: &TableSchema,
+) -> Result<Vec<String>, StoreError> {
+    use aws_sdk_dynamodb::types::{PointInTimeRecoverySpecification, TimeToLiveSpecification};
+    let mut not_set = Vec::new();
+    let wanted_ttl = schema
+        .time_to_live
+        .as_ref()
+        .filter(|t| t.enabled)
+        .and_then(|t| t.attribute_name.clone());
+    let has_ttl = current.time_to_live.as_ref().is_some_and(|t| t.enabled);
+    if let (Some(attribute), false) = (wanted_ttl, has_ttl) {
+        let spec = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(attribute)
+            .build()
+            .map_err(invalid)?;
+        if let Err(e) = client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+        {
+            let e = classify("UpdateTimeToLive", e);
+            if e.is_retryable() {
+                return Err(e);
+            }
+            not_set.push(format!("time to live ({}: {})", e.operation, e.message));
+        }
+    }
+    let wanted_pitr = schema.point_in_time_recovery.as_ref().filter(|p| p.enabled);
+    let has_pitr = current
+        .point_in_time_recovery
+        .as_ref()
+        .is_some_and(|p| p.enabled);
+    if let (Some(pitr), false) = (wanted_pitr, has_pitr) {
+        let spec = PointInTimeRecoverySpecification::builder()
+            .point_in_time_recovery_enabled(true)
+            .set_recovery_period_in_days(pitr.recovery_period_in_days)
+            .build()
+            .map_err(invalid)?;
+        if let Err(e) = client
+            .update_continuous_backups()
+            .table_name(name)
+            .point_in_time_recovery_specification(spec)
+            .send()
+            .await
+        {
+            let e = classify("UpdateContinuousBackups", e);
+            if e.is_retryable() {
+                return Err(e);
+            }
+            not_set.push(format!(
+                "point-in-time recovery ({}: {})",
+                e.operation, e.message
+            ));
+        }
+    }
+    Ok(not_set)
 }

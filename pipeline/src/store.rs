@@ -203,6 +203,39 @@ pub trait Table: Send + Sync + 'static {
             ))
         }
     }
+
+    /// Creates the table from `schema`; `Ok(false)` when it exists already
+    /// (docs/schema.md#table-creation).
+    fn create(
+        &self,
+        schema: &solace_codec::schema::TableSchema,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = schema;
+        async {
+            Err(StoreError::new(
+                ErrorKind::Permanent,
+                "CreateTable",
+                "this store cannot create tables",
+            ))
+        }
+    }
+
+    /// Turns on the TTL and PITR `schema` has and `current` has not; returns what could
+    /// not be set.
+    fn apply_settings(
+        &self,
+        schema: &solace_codec::schema::TableSchema,
+        current: &solace_codec::schema::TableSchema,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        let _ = (schema, current);
+        async {
+            Err(StoreError::new(
+                ErrorKind::Permanent,
+                "UpdateTimeToLive",
+                "this store keeps no table settings",
+            ))
+        }
+    }
 }
 
 /// What [`Table::describe`] read: the schema, and the calls that could not be made (by
@@ -211,6 +244,8 @@ pub trait Table: Send + Sync + 'static {
 pub struct Described {
     pub schema: solace_codec::schema::TableSchema,
     pub not_captured: std::collections::BTreeMap<String, String>,
+    /// DescribeTable's `TableStatus` (`CREATING`, `ACTIVE`, …), when it gave one.
+    pub status: Option<String>,
 }
 
 /// One S3 bucket, in its own region.
@@ -295,6 +330,21 @@ impl<T: Table> Table for Arc<T> {
 
     fn describe(&self) -> impl Future<Output = Result<Described, StoreError>> + Send {
         (**self).describe()
+    }
+
+    fn create(
+        &self,
+        schema: &solace_codec::schema::TableSchema,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).create(schema)
+    }
+
+    fn apply_settings(
+        &self,
+        schema: &solace_codec::schema::TableSchema,
+        current: &solace_codec::schema::TableSchema,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).apply_settings(schema, current)
     }
 }
 

@@ -186,6 +186,144 @@ pub async fn create_queue_with_dlq(
     })
 }
 
+/// Creates a provisioned table with every part a schema can have and waits until it is active:
+/// key `pk` (S) and `sk` (N); GSIs `by-email` (KEYS_ONLY, 2/1 units) and `by-created`
+/// (INCLUDE `total`, `state`; 4/2); LSI `by-pk-created` (ALL); 7/3 units; a
+/// NEW_AND_OLD_IMAGES stream; tags `team=payments`, `env=test`; TTL on `expires`; PITR on.
+///
+/// # Errors
+///
+/// If DynamoDB refuses any of it.
+pub async fn create_table_with_everything(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        LocalSecondaryIndex, PointInTimeRecoverySpecification, Projection, ProjectionType,
+        ProvisionedThroughput, ScalarAttributeType, StreamSpecification, StreamViewType, Tag,
+        TimeToLiveSpecification,
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| anyhow!("{e}"))
+    };
+    let attr = |name: &str, ty: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ty)
+            .build()
+            .map_err(|e| anyhow!("{e}"))
+    };
+    let throughput = |r: i64, w: i64| {
+        ProvisionedThroughput::builder()
+            .read_capacity_units(r)
+            .write_capacity_units(w)
+            .build()
+            .map_err(|e| anyhow!("{e}"))
+    };
+    let projection = |ty: ProjectionType, include: &[&str]| {
+        let mut p = Projection::builder().projection_type(ty);
+        for a in include {
+            p = p.non_key_attributes(*a);
+        }
+        p.build()
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("sk", ScalarAttributeType::N)?)
+        .attribute_definitions(attr("email", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("created", ScalarAttributeType::N)?)
+        .billing_mode(BillingMode::Provisioned)
+        .provisioned_throughput(throughput(7, 3)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-email")
+                .key_schema(key("email", KeyType::Hash)?)
+                .projection(projection(ProjectionType::KeysOnly, &[]))
+                .provisioned_throughput(throughput(2, 1)?)
+                .build()
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-created")
+                .key_schema(key("created", KeyType::Hash)?)
+                .key_schema(key("pk", KeyType::Range)?)
+                .projection(projection(ProjectionType::Include, &["total", "state"]))
+                .provisioned_throughput(throughput(4, 2)?)
+                .build()
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+        .local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name("by-pk-created")
+                .key_schema(key("pk", KeyType::Hash)?)
+                .key_schema(key("created", KeyType::Range)?)
+                .projection(projection(ProjectionType::All, &[]))
+                .build()
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+        .tags(
+            Tag::builder()
+                .key("team")
+                .value("payments")
+                .build()
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+        .tags(
+            Tag::builder()
+                .key("env")
+                .value("test")
+                .build()
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+        .send()
+        .await
+        .map_err(|e| anyhow!("creating table {name}: {}", DisplayErrorContext(e)))?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires")
+                .build()
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+        .send()
+        .await
+        .map_err(|e| anyhow!("TTL of {name}: {}", DisplayErrorContext(e)))?;
+    client
+        .update_continuous_backups()
+        .table_name(name)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+        .send()
+        .await
+        .map_err(|e| anyhow!("PITR of {name}: {}", DisplayErrorContext(e)))?;
+
+    wait_table_active(client, name, TABLE_ACTIVE_TIMEOUT).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
