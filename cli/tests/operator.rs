@@ -547,7 +547,9 @@ async fn bad_input_gets_one_line_and_its_exit_code() {
     d.local.stop().await;
 }
 
-/// Starts `solace args…` and sends it SIGINT once `ready` shows on its stderr; what it did.
+/// Starts `solace args…` and sends it SIGINT once `ready` shows on its stderr (an empty
+/// `ready`: once its first line shows on stdout, so that it is past its start-up and its
+/// Ctrl-C handler is in place); what it did.
 async fn interrupted(stack: &str, args: &[&str], ready: &str, env: &[(&str, &str)]) -> Ran {
     use tokio::io::AsyncReadExt as _;
     let mut command = tokio::process::Command::new(BIN);
@@ -564,8 +566,18 @@ async fn interrupted(stack: &str, args: &[&str], ready: &str, env: &[(&str, &str
         .stderr(std::process::Stdio::piped());
     let mut child = command.spawn().expect("solace starts");
     let mut stderr = child.stderr.take().expect("stderr");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut printed = Vec::new();
     let mut seen = Vec::new();
     let mut buf = [0u8; 512];
+    while ready.is_empty() && !printed.contains(&b'\n') {
+        let n = tokio::time::timeout(Duration::from_secs(120), stdout.read(&mut buf))
+            .await
+            .expect("it prints")
+            .expect("read");
+        assert!(n > 0, "ended before printing a line");
+        printed.extend_from_slice(&buf[..n]);
+    }
     while !String::from_utf8_lossy(&seen).contains(ready) {
         let n = tokio::time::timeout(Duration::from_secs(120), stderr.read(&mut buf))
             .await
@@ -586,16 +598,17 @@ async fn interrupted(stack: &str, args: &[&str], ready: &str, env: &[(&str, &str
         .status()
         .expect("kill runs");
     assert!(killed.success());
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
         .expect("it stops")
         .expect("waited");
     let mut rest = Vec::new();
     let _ = stderr.read_to_end(&mut rest).await;
     seen.extend_from_slice(&rest);
+    let _ = stdout.read_to_end(&mut printed).await;
     Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&printed).into_owned(),
         stderr: String::from_utf8_lossy(&seen).into_owned(),
     }
 }
@@ -657,7 +670,7 @@ async fn ctrl_c_stops_a_direct_backup_with_130_and_a_restore_refuses_what_it_lef
     assert_eq!(slow.code, 0, "{slow:?}");
     let id = slow.stdout.trim().to_owned();
     wait_for_task(&d, &id).await;
-    let watch = interrupted(&d.stack, &["status", &id, "--watch"], "", &[]).await;
+    let watch = interrupted(&d.stack, &["status", &id, "--watch", "--json"], "", &[]).await;
     assert_eq!(watch.code, 130, "{watch:?}");
     assert!(
         watch
