@@ -203,7 +203,7 @@ fn offset_of(bytes: &[u8], line: usize, column: usize) -> usize {
 
 /// What kind of JSON error `e` is, without serde's own text: that quotes the offending value
 /// (`invalid type: string "…"`), and error texts never hold item data. The offset says where.
-fn describe(e: &serde_json::Error) -> String {
+pub(crate) fn describe(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax => "malformed JSON",

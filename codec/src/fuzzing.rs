@@ -45,7 +45,35 @@ pub fn decode_arbitrary(bytes: &[u8]) {
     check_batch(bytes);
     check_raw_item(bytes);
     check_response(bytes);
+    check_export_file(bytes);
     check_batch(&zlib(bytes));
+}
+
+/// The bytes as an export data file (plain lines, and gzipped): an error, or one checked item
+/// per non-blank line, each the line's `Item` as plain JSON reads it.
+fn check_export_file(bytes: &[u8]) {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(bytes).expect("gzip into memory");
+    let gzipped = gz.finish().expect("gzip into memory");
+    let mut decoder = crate::export::ExportDecoder::new(FUZZ_MAX_INFLATED);
+    for body in [bytes, &gzipped[..]] {
+        let file = match decoder.decode(body) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = e.to_string();
+                continue;
+            }
+        };
+        let lines: Vec<serde_json::Value> = bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')))
+            .map(|l| serde_json::from_slice(l).expect("an accepted line is JSON"))
+            .collect();
+        assert_eq!(lines.len(), file.len(), "one item per line");
+        for (item, line) in file.iter().zip(&lines) {
+            assert_eq!(Some(&check_raw(item)), line.get("Item"), "the line's Item");
+        }
+    }
 }
 
 /// The bytes as a Scan response: an error, or an object whose `Items` plain JSON reads as

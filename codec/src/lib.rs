@@ -9,6 +9,8 @@
 //! - `fast` (private): the validating fast scanner in front of `parse`'s serde visitors.
 //! - [`batch`]: [`RawItem`], the streaming [`BatchEncoder`] and the capped, buffer-reusing
 //!   [`BatchDecoder`].
+//! - [`export`]: DynamoDB's own Export to S3 layout, read: its manifests and capped gzip data
+//!   files of `{"Item": …}` lines.
 //! - [`schema`]: the table's schema as a backup keeps it (`solace-meta/schema.json`), in the
 //!   shape CreateTable takes.
 //! - [`response`]: a DynamoDB Scan response body read in one pass: its items checked where
@@ -28,6 +30,7 @@
 //! on the way in and sliced out of the inflated buffer on the way out.
 
 pub mod batch;
+pub mod export;
 mod fast;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

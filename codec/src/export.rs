@@ -1,0 +1,419 @@
+//! DynamoDB's own Export to S3 layout, read (docs/export.md): the manifests an export writes
+//! under `AWSDynamoDB/<export-id>/` and its gzip data files of `{"Item": …}` lines in
+//! DynamoDB JSON.
+//!
+//! - `manifest-summary.json`: one JSON object ([`ExportSummary`]): the export's format, type,
+//!   table, time and item count.
+//! - `manifest-files.json`: JSON lines, one per data file ([`ExportFile`]): its key, item count
+//!   and the MD5 of its stored bytes (base64).
+//! - `data/<name>.json.gz`: gzip of lines `{"Item":{…}}`, one item each ([`ExportDecoder`]).
+//!
+//! The data-file reader is capped like the batch decoder: a file that inflates past the cap is
+//! an error, not an allocation, so a gzip bomb cannot take the process down.
+
+use std::io::Read as _;
+use std::ops::Range;
+
+use base64::Engine as _;
+use md5::Digest as _;
+use serde::Deserialize;
+
+use crate::batch::{RawItem, RawItemError, scan_item, utf8};
+
+/// `manifest-summary.json`. Fields this reader does not use are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportSummary {
+    pub version: String,
+    #[serde(default)]
+    pub export_arn: Option<String>,
+    #[serde(default)]
+    pub table_arn: Option<String>,
+    #[serde(default)]
+    pub export_time: Option<String>,
+    /// `DYNAMODB_JSON` or `ION`.
+    pub output_format: String,
+    /// `FULL_EXPORT` (absent in exports made before incremental ones existed) or
+    /// `INCREMENTAL_EXPORT`.
+    #[serde(default)]
+    pub export_type: Option<String>,
+    #[serde(default)]
+    pub item_count: Option<u64>,
+    /// Where `manifest-files.json` is, as a key of the export's bucket.
+    #[serde(default)]
+    pub manifest_files_s3_key: Option<String>,
+}
+
+/// Why an export cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    #[error("{what} is not what DynamoDB writes: {why}")]
+    Manifest { what: &'static str, why: String },
+    #[error("the export is in {0} format; only DYNAMODB_JSON exports can be restored")]
+    Format(String),
+    #[error(
+        "the export is an incremental export; only a full export (FULL_EXPORT) can be restored"
+    )]
+    Incremental,
+    #[error("bad gzip data: {0}")]
+    Gzip(String),
+    #[error("the data file inflates to more than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("line {line}: bad JSON at offset {offset}: {message}")]
+    Json {
+        line: usize,
+        offset: usize,
+        message: String,
+    },
+    #[error("line {line}: {error}")]
+    Item { line: usize, error: RawItemError },
+}
+
+impl ExportSummary {
+    /// Reads `manifest-summary.json` and checks the export is one this reader restores: a
+    /// full export in DynamoDB JSON.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ExportError> {
+        let summary: ExportSummary =
+            serde_json::from_slice(bytes).map_err(|e| ExportError::Manifest {
+                what: "manifest-summary.json",
+                why: crate::batch::describe(&e),
+            })?;
+        if summary.output_format != "DYNAMODB_JSON" {
+            return Err(ExportError::Format(summary.output_format));
+        }
+        if summary.export_type.as_deref() == Some("INCREMENTAL_EXPORT") {
+            return Err(ExportError::Incremental);
+        }
+        Ok(summary)
+    }
+}
+
+/// One line of `manifest-files.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportFile {
+    pub item_count: u64,
+    /// Base64 of the MD5 of the stored (compressed) file.
+    pub md5_checksum: String,
+    #[serde(default)]
+    pub etag: Option<String>,
+    pub data_file_s3_key: String,
+}
+
+/// Reads `manifest-files.json`: one [`ExportFile`] per non-empty line, sorted by key so that
+/// every reader splits them across segments the same way ([`segment_files`]).
+pub fn parse_manifest_files(bytes: &[u8]) -> Result<Vec<ExportFile>, ExportError> {
+    let mut files = Vec::new();
+    for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let file: ExportFile = serde_json::from_slice(line).map_err(|e| ExportError::Manifest {
+            what: "manifest-files.json",
+            why: format!("line {}: {}", n + 1, crate::batch::describe(&e)),
+        })?;
+        files.push(file);
+    }
+    files.sort_by(|a, b| a.data_file_s3_key.cmp(&b.data_file_s3_key));
+    Ok(files)
+}
+
+/// The files of segment `segment` of `total`: every `total`-th file from the `segment`-th, of
+/// files sorted by key (so a segment's share does not depend on listing order).
+pub fn segment_files<T>(files: &[T], segment: u32, total: u32) -> impl Iterator<Item = &T> {
+    files
+        .iter()
+        .skip(segment as usize)
+        .step_by(total.max(1) as usize)
+}
+
+/// Base64 of the MD5 of `body`: what `manifest-files.json`'s `md5Checksum` holds.
+pub fn md5_base64(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body))
+}
+
+/// Decodes data files, reusing its buffers from one file to the next.
+#[derive(Debug)]
+pub struct ExportDecoder {
+    max_inflated: usize,
+    json: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+}
+
+/// One decoded data file: its items, each checked.
+#[derive(Debug)]
+pub struct DecodedFile<'a> {
+    json: &'a [u8],
+    ranges: &'a [Range<usize>],
+}
+
+impl<'a> DecodedFile<'a> {
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Bytes of item JSON (the lines' `Item` values).
+    pub fn json_bytes(&self) -> usize {
+        self.ranges.iter().map(|r| r.len()).sum()
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = RawItem<'a>> + 'a {
+        let json = self.json;
+        self.ranges
+            .iter()
+            .map(move |r| RawItem::checked(&json[r.clone()]))
+    }
+}
+
+impl ExportDecoder {
+    /// A decoder that refuses any file inflating past `max_inflated` bytes.
+    pub fn new(max_inflated: usize) -> Self {
+        ExportDecoder {
+            max_inflated,
+            json: Vec::new(),
+            ranges: Vec::new(),
+        }
+    }
+
+    /// Inflates `body` (gzip, one or more members; a body that is not gzip is read as the
+    /// uncompressed lines, as ImportTable's `NONE` compression) and checks every line.
+    pub fn decode(&mut self, body: &[u8]) -> Result<DecodedFile<'_>, ExportError> {
+        self.json.clear();
+        self.ranges.clear();
+        if body.starts_with(&[0x1f, 0x8b]) {
+            let limit = self.max_inflated;
+            let mut reader = flate2::bufread::MultiGzDecoder::new(body).take(limit as u64 + 1);
+            reader
+                .read_to_end(&mut self.json)
+                .map_err(|e| ExportError::Gzip(e.to_string()))?;
+            if self.json.len() > limit {
+                return Err(ExportError::TooLarge { limit });
+            }
+        } else {
+            if body.len() > self.max_inflated {
+                return Err(ExportError::TooLarge {
+                    limit: self.max_inflated,
+                });
+            }
+            self.json.extend_from_slice(body);
+        }
+        split_lines(&self.json, &mut self.ranges)?;
+        Ok(DecodedFile {
+            json: &self.json,
+            ranges: &self.ranges,
+        })
+    }
+}
+
+/// Each line `{"Item": <item>}` (white space allowed around tokens, blank lines skipped): the
+/// item's range.
+fn split_lines(json: &[u8], ranges: &mut Vec<Range<usize>>) -> Result<(), ExportError> {
+    let text = utf8(json).map_err(|(offset, message)| ExportError::Json {
+        line: 1 + json[..offset].iter().filter(|b| **b == b'\n').count(),
+        offset,
+        message,
+    })?;
+    let mut start = 0;
+    for (n, line) in json.split(|b| *b == b'\n').enumerate() {
+        let end = start + line.len();
+        let bad = |offset: usize, message: &str| ExportError::Json {
+            line: n + 1,
+            offset,
+            message: message.to_owned(),
+        };
+        // White space within the line only: a newline ends it.
+        let ws = |mut i: usize| {
+            while i < end && matches!(json[i], b' ' | b'\t' | b'\r') {
+                i += 1;
+            }
+            i
+        };
+        let mut i = ws(start);
+        if i < end {
+            if json[i] != b'{' {
+                return Err(bad(i, "a line must be an object {\"Item\": …}"));
+            }
+            i = ws(i + 1);
+            if !json[i..end].starts_with(b"\"Item\"") {
+                return Err(bad(i, "a line's only field must be \"Item\""));
+            }
+            i = ws(i + 6);
+            if i >= end || json[i] != b':' {
+                return Err(bad(i, "expected `:` after \"Item\""));
+            }
+            i = ws(i + 1);
+            let item_end =
+                scan_item(text, i).map_err(|error| ExportError::Item { line: n + 1, error })?;
+            if item_end > end {
+                return Err(bad(i, "an item must end on its line"));
+            }
+            let close = ws(item_end);
+            if close >= end || json[close] != b'}' {
+                return Err(bad(close, "a line's only field must be \"Item\""));
+            }
+            if ws(close + 1) < end {
+                return Err(bad(
+                    close + 1,
+                    "trailing characters after the line's object",
+                ));
+            }
+            ranges.push(i..item_end);
+        }
+        start = end + 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).expect("gzip");
+        gz.finish().expect("gzip")
+    }
+
+    fn items(file: &DecodedFile<'_>) -> Vec<String> {
+        file.iter()
+            .map(|i| String::from_utf8_lossy(i.as_bytes()).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_data_file_gives_each_line_s_item_gzip_or_not() {
+        let lines = b"{\"Item\":{\"pk\":{\"S\":\"a\"},\"n\":{\"N\":\"1\"}}}\n { \"Item\" : {\"pk\": {\"S\": \"b\"}} } \r\n\n";
+        let mut decoder = ExportDecoder::new(1 << 20);
+        for body in [gzip(lines), lines.to_vec()] {
+            let file = decoder.decode(&body).expect("decoded");
+            assert_eq!(
+                items(&file),
+                [r#"{"pk":{"S":"a"},"n":{"N":"1"}}"#, r#"{"pk": {"S": "b"}}"#]
+            );
+        }
+        assert!(decoder.decode(&gzip(b"")).expect("empty").is_empty());
+        // Two gzip members, as a concatenation of files would be.
+        let mut two = gzip(b"{\"Item\":{\"k\":{\"S\":\"1\"}}}\n");
+        two.extend(gzip(b"{\"Item\":{\"k\":{\"S\":\"2\"}}}\n"));
+        assert_eq!(decoder.decode(&two).expect("two members").len(), 2);
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_an_error_at_the_cap() {
+        let bomb = gzip(&vec![b' '; 8 << 20]);
+        assert!(bomb.len() * 50 < 8 << 20, "a bomb: {} bytes in", bomb.len());
+        let err = ExportDecoder::new(1 << 20)
+            .decode(&bomb)
+            .expect_err("capped");
+        assert_eq!(err, ExportError::TooLarge { limit: 1 << 20 });
+        let err = ExportDecoder::new(10)
+            .decode(b"{\"Item\":{\"k\":{\"S\":\"1\"}}}")
+            .expect_err("capped");
+        assert_eq!(err, ExportError::TooLarge { limit: 10 });
+        let mut truncated = gzip(b"{\"Item\":{\"k\":{\"S\":\"1\"}}}\n");
+        truncated.truncate(truncated.len() - 6);
+        assert!(matches!(
+            ExportDecoder::new(1 << 20).decode(&truncated),
+            Err(ExportError::Gzip(_))
+        ));
+    }
+
+    #[test]
+    fn a_bad_line_is_named_by_its_number() {
+        let cases: [(&[u8], usize, &str); 7] = [
+            (b"[]", 1, "must be an object"),
+            (
+                b"{\"Item\":{\"k\":{\"S\":\"1\"}}}\n{\"Keys\":{}}",
+                2,
+                "only field must be \"Item\"",
+            ),
+            (
+                b"{\"Item\":{\"k\":{\"S\":\"1\"}},\"x\":1}",
+                1,
+                "only field must be \"Item\"",
+            ),
+            (
+                b"{\"Item\":{\"k\":{\"S\":\"1\"}}} x",
+                1,
+                "trailing characters",
+            ),
+            (b"{\"Item\" {}}", 1, "expected `:`"),
+            (
+                b"{\"Item\":{\"k\":\n{\"S\":\"1\"}}}",
+                1,
+                "must end on its line",
+            ),
+            (b"\n\n{\"Item\":{\"k\":{\"X\":\"1\"}}}", 3, ""),
+        ];
+        let mut decoder = ExportDecoder::new(1 << 20);
+        for (body, line, says) in cases {
+            let err = decoder.decode(body).expect_err("refused");
+            let text = err.to_string();
+            assert!(text.starts_with(&format!("line {line}:")), "{text}");
+            assert!(text.contains(says), "{text}");
+        }
+        assert!(decoder.decode(b"\xff").is_err());
+    }
+
+    #[test]
+    fn only_full_dynamodb_json_exports_are_read() {
+        let summary = |format: &str, kind: Option<&str>| {
+            let mut v = serde_json::json!({"version": "2023-08-01", "outputFormat": format,
+                "exportArn": "arn:aws:dynamodb:us-east-1:1:table/t/export/01", "itemCount": 3,
+                "manifestFilesS3Key": "AWSDynamoDB/01/manifest-files.json", "other": [1]});
+            if let Some(kind) = kind {
+                v["exportType"] = kind.into();
+            }
+            serde_json::to_vec(&v).expect("json")
+        };
+        let read = ExportSummary::from_json(&summary("DYNAMODB_JSON", None)).expect("read");
+        assert_eq!(read.item_count, Some(3));
+        assert!(ExportSummary::from_json(&summary("DYNAMODB_JSON", Some("FULL_EXPORT"))).is_ok());
+        assert_eq!(
+            ExportSummary::from_json(&summary("ION", None)),
+            Err(ExportError::Format("ION".into()))
+        );
+        assert_eq!(
+            ExportSummary::from_json(&summary("DYNAMODB_JSON", Some("INCREMENTAL_EXPORT"))),
+            Err(ExportError::Incremental)
+        );
+        assert!(ExportSummary::from_json(b"{}").is_err());
+    }
+
+    #[test]
+    fn manifest_files_are_sorted_and_split_across_segments_once_each() {
+        let mut text = String::new();
+        for name in ["c", "a", "e", "b", "d"] {
+            text.push_str(&format!(
+                "{{\"itemCount\":1,\"md5Checksum\":\"x\",\"etag\":\"e\",\"dataFileS3Key\":\"AWSDynamoDB/01/data/{name}.json.gz\"}}\n"
+            ));
+        }
+        let files = parse_manifest_files(text.as_bytes()).expect("read");
+        let keys: Vec<&str> = files.iter().map(|f| f.data_file_s3_key.as_str()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        for total in [1, 2, 3, 7] {
+            let mut seen: Vec<&str> = (0..total)
+                .flat_map(|s| segment_files(&files, s, total))
+                .map(|f| f.data_file_s3_key.as_str())
+                .collect();
+            seen.sort_unstable();
+            assert_eq!(seen, sorted, "{total} segments");
+        }
+        let err = parse_manifest_files(b"{\"itemCount\":1}\n").expect_err("no key");
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn md5_is_base64_of_the_stored_bytes() {
+        assert_eq!(md5_base64(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+        assert_eq!(md5_base64(b"abc"), "kAFQmDzST7DWlj99KOF/cg==");
+    }
+}
