@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use base64::Engine as _;
 use md5::Digest as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::batch::{RawItem, RawItemError, scan_item, utf8};
 
@@ -89,13 +89,13 @@ impl ExportSummary {
 }
 
 /// One line of `manifest-files.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportFile {
     pub item_count: u64,
     /// Base64 of the MD5 of the stored (compressed) file.
     pub md5_checksum: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
     pub data_file_s3_key: String,
 }
@@ -130,6 +130,38 @@ pub fn segment_files<T>(files: &[T], segment: u32, total: u32) -> impl Iterator<
 /// Base64 of the MD5 of `body`: what `manifest-files.json`'s `md5Checksum` holds.
 pub fn md5_base64(body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body))
+}
+
+impl ExportFile {
+    /// The entry of a data file written as `key`: its item count and MD5, as an export's
+    /// `manifest-files.json` holds them (the ETag is S3's, and left out).
+    pub fn of(key: &str, body: &[u8], item_count: u64) -> Self {
+        ExportFile {
+            item_count,
+            md5_checksum: md5_base64(body),
+            etag: None,
+            data_file_s3_key: key.to_owned(),
+        }
+    }
+
+    /// The entry as one line of `manifest-files.json` (without its newline).
+    pub fn to_json_line(&self) -> String {
+        // Strings and an integer only: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A data file as an export writes it: gzip of one `{"Item":…}` line per item.
+pub fn data_file<'a>(items: impl IntoIterator<Item = RawItem<'a>>) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for item in items {
+        // Writing into memory cannot fail.
+        let _ = gz.write_all(b"{\"Item\":");
+        let _ = gz.write_all(item.as_bytes());
+        let _ = gz.write_all(b"}\n");
+    }
+    gz.finish().unwrap_or_default()
 }
 
 /// Decodes data files, reusing its buffers from one file to the next.
@@ -415,5 +447,25 @@ mod tests {
     fn md5_is_base64_of_the_stored_bytes() {
         assert_eq!(md5_base64(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
         assert_eq!(md5_base64(b"abc"), "kAFQmDzST7DWlj99KOF/cg==");
+    }
+
+    #[test]
+    fn a_written_data_file_reads_back_with_its_entry() {
+        let lines = [r#"{"pk":{"S":"a"}}"#, r#"{"pk":{"S":"b"},"n":{"N":"2"}}"#];
+        let raw: Vec<RawItem<'_>> = lines
+            .iter()
+            .map(|i| RawItem::parse(i.as_bytes()).expect("item"))
+            .collect();
+        let body = data_file(raw.iter().copied());
+        let entry = ExportFile::of("AWSDynamoDB/01/data/a.json.gz", &body, 2);
+        assert_eq!(entry.md5_checksum, md5_base64(&body));
+        let line = entry.to_json_line();
+        assert_eq!(
+            parse_manifest_files(line.as_bytes()).expect("read"),
+            [entry]
+        );
+        let mut decoder = ExportDecoder::new(1 << 20);
+        assert_eq!(items(&decoder.decode(&body).expect("decoded")), lines);
+        assert!(decoder.decode(&data_file([])).expect("empty").is_empty());
     }
 }

@@ -11,6 +11,10 @@
 //! With a format-2 segment marker each batch is checked against its entry (SHA-256 of the
 //! stored body, item count) before any of its items goes to the writer
 //! (docs/protocol.md#what-a-restore-checks).
+//!
+//! A prefix with no segment marker but a DynamoDB export's `manifest-summary.json` is an
+//! export: the segment reads its share of the data files instead of batches, each checked by
+//! MD5 and item count against `manifest-files.json` (docs/export.md).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -124,20 +128,47 @@ pub async fn restore_segment_gated<T: Table, O: Objects, G: Gate>(
             return stopped(&from, from.clone(), error);
         }
     };
-    // With a marker, exactly its batches; without (a Solace v3 backup), up to the first gap.
-    let end = marker.as_ref().map_or(u64::MAX, |m| m.batches);
+    // No marker: a Solace v3 backup, or a DynamoDB export (docs/export.md), told apart by
+    // the export's manifest-summary.json.
+    let export = match marker {
+        Some(_) => None,
+        None => match export_share(&objects, &retrier, job).await {
+            Ok(share) => share,
+            Err(StartError::Permanent(error)) => return fail(from, error),
+            Err(StartError::Stopped(error)) => return stopped(&from, from.clone(), error),
+        },
+    };
+    let export = export.map(Arc::new);
+    // With a marker, exactly its batches; an export, its share of data files; without either
+    // (a Solace v3 backup), up to the first gap.
+    let end = match (&marker, &export) {
+        (Some(m), _) => m.batches,
+        (None, Some(files)) => files.len() as u64,
+        (None, None) => u64::MAX,
+    };
+    let key_of = {
+        let (prefix, export) = (job.prefix.clone(), export.clone());
+        move |id: BatchId| match &export {
+            Some(files) => files
+                .get(id.0 as usize)
+                .map_or_else(String::new, |(key, _)| key.clone()),
+            None => solace_codec::batch_key(&prefix, segment, id),
+        }
+    };
 
-    let prefix = job.prefix.clone();
     let max_inflated = config.max_inflated;
     // Each batch is fetched and decoded by its own task, `prefetch` batches ahead: they
     // progress while the writer works, not only when the writer asks for the next batch.
     let decoded = futures::stream::iter(from.next_batch..end)
         .map(|n| {
             let id = BatchId(n);
-            let key = solace_codec::batch_key(&prefix, segment, id);
+            let key = key_of(id);
             let objects = objects.clone();
             let retrier = retrier.clone();
-            let expected = marker.as_ref().and_then(|m| m.entry(n)).cloned();
+            let expected = match &export {
+                Some(files) => Expected::Export(files.get(n as usize).and_then(|f| f.1.clone())),
+                None => Expected::Batch(marker.as_ref().and_then(|m| m.entry(n)).cloned()),
+            };
             let task = AbortOnDrop(tokio::spawn(fetch(
                 objects,
                 retrier,
@@ -205,7 +236,7 @@ pub async fn restore_segment_gated<T: Table, O: Objects, G: Gate>(
             let Some((id, chunk)) = queued.pop_front() else {
                 break;
             };
-            let key = solace_codec::batch_key(&job.prefix, segment, id);
+            let key = key_of(id);
             let (table, retrier, limiter) = (&*table, &retrier, &limiter);
             writes.push(async move {
                 let result = write_chunk(table, &key, chunk, retrier, limiter).await;
@@ -247,6 +278,9 @@ pub async fn restore_segment_gated<T: Table, O: Objects, G: Gate>(
                 Some(Err(error)) => return stopped(&from, checkpoint, error),
                 Some(Ok(Ok(batch))) => ready = Some(batch),
                 Some(Ok(Err((id, key)))) => {
+                    if export.is_some() {
+                        return fail(checkpoint, PipelineError::MissingDataFile { key });
+                    }
                     if let Some(m) = &marker {
                         let error = PipelineError::MissingBatch {
                             key,
@@ -273,14 +307,86 @@ pub async fn restore_segment_gated<T: Table, O: Objects, G: Gate>(
     Ok(Outcome::Completed(checkpoint))
 }
 
-/// Downloads and decodes one batch, checked against `expected` when the marker has an
-/// entry for it; `Ok(Err(..))` when there is no such object.
+/// What an object is checked against before its items are written.
+enum Expected {
+    /// A Solace batch: its segment marker's entry, when the marker has entries.
+    Batch(Option<BatchEntry>),
+    /// An export's data file: its `manifest-files.json` line, when the export has one.
+    Export(Option<solace_codec::export::ExportFile>),
+}
+
+/// Why a segment could not start.
+enum StartError {
+    /// Retrying cannot help.
+    Permanent(PipelineError),
+    /// The store failed; a later run may get through.
+    Stopped(PipelineError),
+}
+
+/// A DynamoDB export under the job's prefix: this segment's share of its data files (key,
+/// and the manifest's line when there is a `manifest-files.json`; without one the files are
+/// those listed under `data/`, unchecked). `None`: no export there.
+async fn export_share<O: Objects>(
+    objects: &O,
+    retrier: &Retrier,
+    job: &SegmentJob,
+) -> Result<Option<Vec<(String, Option<solace_codec::export::ExportFile>)>>, StartError> {
+    use solace_codec::export::{ExportSummary, parse_manifest_files, segment_files};
+    let prefix = solace_codec::normalized_prefix(&job.prefix);
+    let store =
+        |what: String| move |source| StartError::Stopped(PipelineError::Store { what, source });
+    let bad = |key: &str, reason: String| {
+        StartError::Permanent(PipelineError::BadExport {
+            key: key.to_owned(),
+            reason,
+        })
+    };
+    let summary_key = format!("{prefix}manifest-summary.json");
+    let Some(summary) = retrier
+        .run(|| objects.get(&summary_key))
+        .await
+        .map_err(store(summary_key.clone()))?
+    else {
+        return Ok(None);
+    };
+    ExportSummary::from_json(&summary).map_err(|e| bad(&summary_key, e.to_string()))?;
+    let files_key = format!("{prefix}manifest-files.json");
+    let files: Vec<(String, Option<solace_codec::export::ExportFile>)> = match retrier
+        .run(|| objects.get(&files_key))
+        .await
+        .map_err(store(files_key.clone()))?
+    {
+        Some(body) => parse_manifest_files(&body)
+            .map_err(|e| bad(&files_key, e.to_string()))?
+            .into_iter()
+            .map(|f| (f.data_file_s3_key.clone(), Some(f)))
+            .collect(),
+        None => {
+            let data = format!("{prefix}data/");
+            let mut keys = retrier
+                .run(|| objects.list(&data))
+                .await
+                .map_err(store(data.clone()))?;
+            keys.retain(|k| k.ends_with(".json.gz") || k.ends_with(".json"));
+            keys.sort();
+            keys.into_iter().map(|k| (k, None)).collect()
+        }
+    };
+    Ok(Some(
+        segment_files(&files, job.segment.0, job.total_segments)
+            .cloned()
+            .collect(),
+    ))
+}
+
+/// Downloads and decodes one batch or data file, checked against `expected`; `Ok(Err(..))`
+/// when there is no such object.
 async fn fetch<O: Objects>(
     objects: Arc<O>,
     retrier: Retrier,
     id: BatchId,
     key: String,
-    expected: Option<BatchEntry>,
+    expected: Expected,
     max_inflated: usize,
 ) -> Result<Result<Decoded, (BatchId, String)>, PipelineError> {
     let body = retrier
@@ -293,9 +399,12 @@ async fn fetch<O: Objects>(
     let Some(body) = body else {
         return Ok(Err((id, key)));
     };
-    let joined = tokio::task::spawn_blocking(move || checked(&key, &body, expected, max_inflated))
-        .await
-        .map_err(|e| PipelineError::Internal(format!("decoder task: {e}")))?;
+    let joined = tokio::task::spawn_blocking(move || match expected {
+        Expected::Batch(entry) => checked(&key, &body, entry, max_inflated),
+        Expected::Export(entry) => checked_export(&key, &body, entry, max_inflated),
+    })
+    .await
+    .map_err(|e| PipelineError::Internal(format!("decoder task: {e}")))?;
     let (items, json_bytes, stored_bytes) = joined?;
     Ok(Ok(Decoded {
         id,
@@ -338,6 +447,48 @@ fn checked(
         }
     }
     Ok(decoded)
+}
+
+/// Decodes an export's data file, first checking its MD5 and then its item count against its
+/// `manifest-files.json` line (docs/export.md).
+fn checked_export(
+    key: &str,
+    body: &[u8],
+    expected: Option<solace_codec::export::ExportFile>,
+    max_inflated: usize,
+) -> Result<DecodedItems, PipelineError> {
+    let mismatch = |why: String| PipelineError::ExportMismatch {
+        key: key.to_owned(),
+        why,
+    };
+    if let Some(entry) = &expected {
+        let found = solace_codec::export::md5_base64(body);
+        if found != entry.md5_checksum {
+            return Err(mismatch(format!(
+                "its MD5 is {found}, manifest-files.json says {}",
+                entry.md5_checksum
+            )));
+        }
+    }
+    let mut decoder = solace_codec::export::ExportDecoder::new(max_inflated);
+    let file = decoder.decode(body).map_err(|e| PipelineError::BadExport {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if let Some(entry) = &expected
+        && file.len() as u64 != entry.item_count
+    {
+        return Err(mismatch(format!(
+            "it holds {} items, manifest-files.json says {}",
+            file.len(),
+            entry.item_count
+        )));
+    }
+    let items = file
+        .iter()
+        .map(|raw| (raw.to_sdk(), raw.as_bytes().len()))
+        .collect();
+    Ok((items, file.json_bytes(), body.len()))
 }
 
 /// A batch whose chunks are being written.

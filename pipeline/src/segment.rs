@@ -104,6 +104,12 @@ pub enum PipelineError {
         expected: u64,
         found: u64,
     },
+    #[error("export object {key} is unreadable: {reason}")]
+    BadExport { key: String, reason: String },
+    #[error("data file {key} does not match the export's manifest: {why}")]
+    ExportMismatch { key: String, why: String },
+    #[error("data file {key} is missing, but the export's manifest lists it")]
+    MissingDataFile { key: String },
     #[error("{key} exists with other contents (SHA-256 {found}) and is not overwritten")]
     Conflict { key: String, found: String },
     #[error("batch {key}: DynamoDB rejected an item: {source}")]

@@ -891,3 +891,173 @@ async fn a_restore_in_short_slices_moves_its_checkpoint_every_run_and_is_exact()
     );
     assert_eq!(target.items(), table.items());
 }
+
+/// A DynamoDB export in its own layout (docs/export.md) under `prefix`: `files` data files of
+/// the items (the last one empty), with `manifest-files.json` when `with_manifest`.
+fn export_of(
+    objects: &MemObjects,
+    prefix: &str,
+    items: &[solace_codec::Item],
+    files: usize,
+    with_manifest: bool,
+) {
+    use solace_codec::export::{ExportFile, data_file};
+    let json: Vec<Vec<u8>> = items
+        .iter()
+        .map(|i| {
+            let mut out = Vec::new();
+            solace_codec::write_item(i, &mut out);
+            out
+        })
+        .collect();
+    let mut lines = String::new();
+    let per = json.len().div_ceil(files - 1);
+    for f in 0..files {
+        let share: Vec<_> = json
+            .iter()
+            .skip(f * per)
+            .take(if f == files - 1 { 0 } else { per })
+            .map(|j| solace_codec::RawItem::parse(j).expect("an item"))
+            .collect();
+        let key = format!("{prefix}data/file-{f}.json.gz");
+        let body = data_file(share.iter().copied());
+        lines.push_str(&ExportFile::of(&key, &body, share.len() as u64).to_json_line());
+        lines.push('\n');
+        objects.put_now(&key, Bytes::from(body));
+    }
+    let summary = serde_json::json!({"version": "2023-08-01", "outputFormat": "DYNAMODB_JSON",
+        "exportType": "FULL_EXPORT", "itemCount": items.len(),
+        "manifestFilesS3Key": format!("{prefix}manifest-files.json")});
+    objects.put_now(
+        &format!("{prefix}manifest-summary.json"),
+        Bytes::from(summary.to_string()),
+    );
+    if with_manifest {
+        objects.put_now(&format!("{prefix}manifest-files.json"), Bytes::from(lines));
+    }
+}
+
+async fn restore_export<O: Objects>(
+    target: &Arc<MemTable>,
+    objects: &Arc<O>,
+    prefix: &str,
+    segment: u32,
+) -> Result<Outcome<RestoreCheckpoint>, solace_pipeline::SegmentError<RestoreCheckpoint>> {
+    restore_segment(
+        target.clone(),
+        objects.clone(),
+        &SegmentJob {
+            prefix: prefix.into(),
+            segment: SegmentId(segment),
+            total_segments: SEGMENTS,
+        },
+        &restore_config(),
+        RestoreCheckpoint::default(),
+        far(),
+        Arc::default(),
+    )
+    .await
+}
+
+/// Each segment restores its share of an export's data files (sorted by key, dealt out in
+/// turn), checked by MD5 and item count; without manifest-files.json, what `data/` lists.
+#[tokio::test]
+async fn an_export_restores_exactly_across_segments_with_or_without_its_file_manifest() {
+    let items: Vec<_> = (0..300).map(sample::mixed).collect();
+    let expected = source(300).items();
+    for with_manifest in [true, false] {
+        let objects = Arc::new(MemObjects::new());
+        let prefix = "exports/AWSDynamoDB/01234567890123-abcdefgh/";
+        export_of(&objects, prefix, &items, 5, with_manifest);
+        let target = Arc::new(MemTable::new("pk", None));
+        let mut files = 0;
+        for s in 0..SEGMENTS {
+            match restore_export(&target, &objects, prefix, s).await {
+                Ok(Outcome::Completed(c)) => files += c.next_batch,
+                other => panic!("segment {s}: {other:?}"),
+            }
+        }
+        assert_eq!(files, 5, "every file once, the empty one too");
+        assert_eq!(target.items(), expected, "with manifest: {with_manifest}");
+    }
+}
+
+/// A data file whose bytes are not the manifest's (by MD5) or whose item count differs is
+/// refused before any of its items is written; an ION or incremental export at the start.
+#[tokio::test]
+async fn an_export_file_that_does_not_match_its_manifest_writes_nothing() {
+    let items: Vec<_> = (0..90).map(sample::mixed).collect();
+    let prefix = "x/AWSDynamoDB/01/";
+    let objects = Arc::new(MemObjects::new());
+    export_of(&objects, prefix, &items, 4, true);
+    // Segment 0's only file is file-0 (keys sorted, dealt out over 3 segments: 0 and 3).
+    let key = format!("{prefix}data/file-0.json.gz");
+    let mut body = objects.get_now(&key).expect("file").to_vec();
+    let at = body.len() - 9;
+    body[at] ^= 0x55;
+    objects.put_now(&key, Bytes::from(body));
+    let target = Arc::new(MemTable::new("pk", None));
+    let err = restore_export(&target, &objects, prefix, 0)
+        .await
+        .expect_err("refused");
+    let text = err.error.to_string();
+    assert!(text.contains(&key) && text.contains("its MD5 is"), "{text}");
+    assert!(target.is_empty(), "nothing of the file is written");
+
+    let lines = String::from_utf8(
+        objects
+            .get_now(&format!("{prefix}manifest-files.json"))
+            .expect("manifest")
+            .to_vec(),
+    )
+    .expect("text");
+    // file-1 is segment 1's: say it holds one item more than it does.
+    let count = |l: &str| -> u64 {
+        serde_json::from_str::<serde_json::Value>(l).expect("line")["itemCount"]
+            .as_u64()
+            .expect("count")
+    };
+    let changed: Vec<String> = lines
+        .lines()
+        .map(|l| {
+            if l.contains("file-1.json.gz") {
+                l.replace(
+                    &format!("\"itemCount\":{}", count(l)),
+                    &format!("\"itemCount\":{}", count(l) + 1),
+                )
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    objects.put_now(
+        &format!("{prefix}manifest-files.json"),
+        Bytes::from(changed.join("\n")),
+    );
+    let err = restore_export(&target, &objects, prefix, 1)
+        .await
+        .expect_err("refused");
+    assert!(
+        err.error.to_string().contains("manifest-files.json says"),
+        "{}",
+        err.error
+    );
+    assert!(target.is_empty());
+
+    for (field, value, says) in [
+        ("outputFormat", "ION", "ION format"),
+        ("exportType", "INCREMENTAL_EXPORT", "incremental export"),
+    ] {
+        let summary = serde_json::json!({"version": "2023-08-01", "outputFormat": "DYNAMODB_JSON"});
+        let mut summary = summary;
+        summary[field] = value.into();
+        objects.put_now(
+            &format!("{prefix}manifest-summary.json"),
+            Bytes::from(summary.to_string()),
+        );
+        let err = restore_export(&target, &objects, prefix, 2)
+            .await
+            .expect_err("refused");
+        assert!(err.error.to_string().contains(says), "{}", err.error);
+    }
+}
