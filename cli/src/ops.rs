@@ -160,6 +160,55 @@ pub struct VerifyArgs {
     pub run: RunArgs,
 }
 
+/// How a restore or verify gets its segment count from its source (docs/cli.md#segments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceSegments {
+    /// A Solace backup's manifest: that count, and no other.
+    Recorded(u32),
+    /// A DynamoDB export: any count; by default one per data file (at most 1000).
+    Choice { default: u32 },
+    /// A Solace v3 backup records none: the operator must name it.
+    Unknown,
+}
+
+/// A DynamoDB export's data files under `prefix` (docs/export.md), each with its
+/// `manifest-files.json` line when there is one; `None` when there is no export there.
+async fn export_files(
+    bucket: &S3Objects,
+    prefix: &str,
+) -> CliResult<Option<Vec<Option<solace_codec::export::ExportFile>>>> {
+    use solace_codec::export::{ExportSummary, parse_manifest_files};
+    let prefix = solace_codec::normalized_prefix(prefix);
+    let Some(summary) = bucket
+        .get(&format!("{prefix}manifest-summary.json"))
+        .await
+        .map_err(store_error)?
+    else {
+        return Ok(None);
+    };
+    ExportSummary::from_json(&summary)
+        .map_err(|e| CliError::refused(format!("the export at {prefix:?}: {e}")))?;
+    if let Some(body) = bucket
+        .get(&format!("{prefix}manifest-files.json"))
+        .await
+        .map_err(store_error)?
+    {
+        let files = parse_manifest_files(&body)
+            .map_err(|e| CliError::refused(format!("the export at {prefix:?}: {e}")))?;
+        return Ok(Some(files.into_iter().map(Some).collect()));
+    }
+    let data = bucket
+        .list(&format!("{prefix}data/"))
+        .await
+        .map_err(store_error)?;
+    Ok(Some(
+        data.iter()
+            .filter(|k| k.ends_with(".json.gz") || k.ends_with(".json"))
+            .map(|_| None)
+            .collect(),
+    ))
+}
+
 /// What every command gets.
 #[derive(Debug)]
 pub struct Ops {
@@ -280,7 +329,7 @@ impl Ops {
         &self,
         region: &str,
         url: &S3Url,
-    ) -> CliResult<(Option<u32>, Option<Expected>)> {
+    ) -> CliResult<(SourceSegments, Option<Expected>)> {
         self.head_bucket(region, &url.bucket).await?;
         let bucket = S3Objects::new(self.s3(region), &url.bucket, None);
         let completion = bucket
@@ -300,7 +349,20 @@ impl Ops {
                     "the backup's manifest {manifest_key} is unreadable: {e}"
                 ))
             })?;
-            return Ok((Some(m.total_segments), completion));
+            return Ok((SourceSegments::Recorded(m.total_segments), completion));
+        }
+        if let Some(files) = export_files(&bucket, &url.prefix).await? {
+            // A DynamoDB export: the operator's choice, one segment per data file by default.
+            let default = u32::try_from(files.len().clamp(1, 1000)).unwrap_or(1000);
+            let expected = files
+                .iter()
+                .try_fold(0u64, |n, f| Some(n + f.as_ref()?.item_count));
+            let expected = expected.map(|items| Expected {
+                items,
+                bytes: 0,
+                estimate: false,
+            });
+            return Ok((SourceSegments::Choice { default }, expected));
         }
         // A Solace v3 backup records no segment count: the operator names it, and the
         // request function checks its folders against it.
@@ -312,19 +374,24 @@ impl Ops {
                 "no backup at {url}: no manifest and no segment folder"
             )));
         }
-        Ok((None, completion))
+        Ok((SourceSegments::Unknown, completion))
     }
 
     /// The segment count of a restore or verify: the backup's own.
-    fn source_segments(url: &S3Url, recorded: Option<u32>, given: Option<u32>) -> CliResult<u32> {
+    fn source_segments(
+        url: &S3Url,
+        recorded: SourceSegments,
+        given: Option<u32>,
+    ) -> CliResult<u32> {
         match (recorded, given) {
-            (Some(n), None) => Ok(n),
-            (Some(n), Some(g)) if n == g => Ok(n),
-            (Some(n), Some(g)) => Err(CliError::refused(format!(
+            (SourceSegments::Recorded(n), None) => Ok(n),
+            (SourceSegments::Recorded(n), Some(g)) if n == g => Ok(n),
+            (SourceSegments::Recorded(n), Some(g)) => Err(CliError::refused(format!(
                 "--segments {g}: the backup at {url} was made with {n} segments, and a restore uses the backup's own count (leave --segments out)"
             ))),
-            (None, Some(g)) => Ok(g),
-            (None, None) => Err(CliError::refused(format!(
+            (SourceSegments::Choice { default }, given) => Ok(given.unwrap_or(default)),
+            (SourceSegments::Unknown, Some(g)) => Ok(g),
+            (SourceSegments::Unknown, None) => Err(CliError::refused(format!(
                 "the backup at {url} does not record its segment count (a Solace v3 backup): pass --segments with the count it was made with"
             ))),
         }

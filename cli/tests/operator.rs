@@ -816,3 +816,99 @@ async fn restore_with_create_table_brings_a_lost_table_back_with_its_schema() {
     refused(&again, 2, "already holds items");
     d.local.stop().await;
 }
+
+/// A DynamoDB export in AWS's own layout (several data files, one empty) restored through the
+/// request queue into an existing table, its segment count the operator's; without
+/// manifest-files.json (as the emulator's own exports) it restores unverified; a data file
+/// whose bytes are not its manifest's is refused by its MD5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamodb_export_restores_through_the_request_queue_and_a_damaged_file_is_refused() {
+    let d = deployment(0, None).await;
+    let items: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            format!(r#"{{"pk":{{"S":"k{i}"}},"n":{{"N":"{i}"}},"tags":{{"SS":["a","b{i}"]}}}}"#)
+                .into_bytes()
+        })
+        .collect();
+    let prefix = "exports/AWSDynamoDB/01764547200000-a1b2c3d4/";
+    let keys = solace_testkit::put_export(&d.s3, &d.bucket, prefix, &items, 4, true)
+        .await
+        .expect("export written");
+    let url = format!("s3://{}/{prefix}", d.bucket);
+
+    let target = new_table(&d).await;
+    let r = solace(
+        &d.stack,
+        &format!("restore --from {url} --table {target} --wait --json"),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.json()["total-segments"],
+        4,
+        "one per data file by default"
+    );
+    assert_eq!(r.json()["items"], 40);
+    let restored = contents(&d.dynamodb, &target).await.expect("read");
+    assert_eq!(restored.len(), 40);
+
+    // Two segments for four files, and no manifest-files.json: unverified, still exact.
+    let bare = "exports/AWSDynamoDB/01764547200001-e5f6a7b8/";
+    solace_testkit::put_export(&d.s3, &d.bucket, bare, &items, 3, false)
+        .await
+        .expect("export written");
+    let other = new_table(&d).await;
+    let r = solace(
+        &d.stack,
+        &format!(
+            "restore --from s3://{}/{bare} --table {other} --segments 2 --wait --json",
+            d.bucket
+        ),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(contents(&d.dynamodb, &other).await.expect("read"), restored);
+    let id = r.json()["task-id"].as_str().expect("id").to_owned();
+    let shown = solace(&d.stack, &format!("status {id} --json")).await;
+    assert!(
+        shown.stdout.contains("unverified: a DynamoDB export"),
+        "{shown:?}"
+    );
+
+    // A damaged data file: its segment fails by the MD5, naming the file.
+    let damaged = &keys[0];
+    let mut body =
+        d.s3.get_object()
+            .bucket(&d.bucket)
+            .key(damaged)
+            .send()
+            .await
+            .expect("read")
+            .body
+            .collect()
+            .await
+            .expect("read")
+            .into_bytes()
+            .to_vec();
+    let at = body.len() / 2;
+    body[at] ^= 0x20;
+    d.s3.put_object()
+        .bucket(&d.bucket)
+        .key(damaged)
+        .body(body.into())
+        .send()
+        .await
+        .expect("damaged");
+    let third = new_table(&d).await;
+    let r = solace(
+        &d.stack,
+        &format!("restore --from {url} --table {third} --wait"),
+    )
+    .await;
+    assert_eq!(r.code, 1, "the task fails: {r:?}");
+    assert!(
+        r.stdout.contains(damaged.as_str()) && r.stdout.contains("its MD5 is"),
+        "{r:?}"
+    );
+    d.local.stop().await;
+}

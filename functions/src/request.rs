@@ -749,6 +749,9 @@ async fn admit_restore<S: Services>(
                 }
             }
         }
+        None if let Some(notes_of_export) = admit_export(request, bucket).await? => {
+            notes.extend(notes_of_export);
+        }
         None => {
             // No manifest: a Solace v3 backup, whose segment folders are its only structure.
             let folders = segment_folders(bucket, prefix)
@@ -792,6 +795,50 @@ async fn admit_restore<S: Services>(
         }
     }
     Ok(notes)
+}
+
+/// A DynamoDB export under the request's prefix (docs/export.md): `Some(notes)` when there is
+/// one this code restores (a full export in DynamoDB JSON), refused when there is one it does
+/// not (ION, incremental, an unreadable manifest), `None` when there is none. Its
+/// `total-segments` is the operator's choice: the data files are dealt out across them.
+async fn admit_export<O: Objects>(
+    request: &Request,
+    bucket: &O,
+) -> Result<Option<Vec<String>>, Refused> {
+    use solace_codec::export::{ExportSummary, parse_manifest_files};
+    let name = &request.bucket_name;
+    let prefix = solace_codec::normalized_prefix(&request.bucket_prefix);
+    let summary_key = format!("{prefix}manifest-summary.json");
+    let Some(body) = bucket
+        .get(&summary_key)
+        .await
+        .map_err(|e| refused(name, format!("cannot read {summary_key}"), e))?
+    else {
+        return Ok(None);
+    };
+    let summary = ExportSummary::from_json(&body)
+        .map_err(|e| Refused::Reject(format!("the export at {prefix:?}: {e}")))?;
+    let arn = summary.export_arn.as_deref().unwrap_or("no export ARN");
+    let files_key = format!("{prefix}manifest-files.json");
+    let files = bucket
+        .get(&files_key)
+        .await
+        .map_err(|e| refused(name, format!("cannot read {files_key}"), e))?;
+    let note = match files {
+        Some(body) => {
+            let files = parse_manifest_files(&body)
+                .map_err(|e| Refused::Reject(format!("the export at {prefix:?}: {e}")))?;
+            let items: u64 = files.iter().map(|f| f.item_count).sum();
+            format!(
+                "a DynamoDB export ({arn}): {} data files, {items} items, each checked by its MD5 and item count",
+                files.len()
+            )
+        }
+        None => format!(
+            "unverified: a DynamoDB export ({arn}) without manifest-files.json: its data files are what data/ lists, unchecked"
+        ),
+    };
+    Ok(Some(vec![note]))
 }
 
 /// A restore into a table whose key (names, roles, types) differs from the backup's is

@@ -5,11 +5,9 @@
 //! not retried three times by the SDK inside each of our attempts.
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::RetryConfig;
 use bytes::Bytes;
 use solace_codec::sdk::SdkItem;
@@ -39,45 +37,7 @@ pub fn s3_client(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// Classifies an SDK error for the retry policy.
-pub fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let kind = match &err {
-        SdkError::ServiceError(se) => {
-            let status = se.raw().status().as_u16();
-            match se.err().code() {
-                Some(
-                    "ProvisionedThroughputExceededException"
-                    | "ThrottlingException"
-                    | "Throttling"
-                    | "RequestLimitExceeded"
-                    | "SlowDown"
-                    | "TooManyRequestsException"
-                    | "TransactionInProgressException",
-                ) => ErrorKind::Throttled,
-                // BadDigest: the body S3 received is not the one the checksum was computed
-                // for (damaged on the way); ConditionalRequestConflict: a concurrent
-                // conditional write of the key is in progress.
-                Some(
-                    "InternalServerError"
-                    | "InternalError"
-                    | "ServiceUnavailable"
-                    | "RequestTimeout"
-                    | "BadDigest"
-                    | "ConditionalRequestConflict",
-                ) => ErrorKind::Transient,
-                _ if status == 429 || status == 503 => ErrorKind::Throttled,
-                _ if status >= 500 => ErrorKind::Transient,
-                _ => ErrorKind::Permanent,
-            }
-        }
-        SdkError::ConstructionFailure(_) => ErrorKind::Permanent,
-        _ => ErrorKind::Transient,
-    };
-    StoreError::new(kind, operation, DisplayErrorContext(&err).to_string())
-}
+pub use crate::aws_error::classify;
 
 /// One DynamoDB table.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use solace_codec::schema::{
     Throughput, TimeToLive, WarmThroughput,
 };
 
-use crate::aws::classify;
+use crate::aws_error::classify;
 use crate::store::{Described, StoreError};
 
 /// Reads the table's schema. DescribeTable must answer (its error is the result); each of the

@@ -26,6 +26,7 @@
 //! `fence`.
 
 pub mod aws;
+mod aws_error;
 mod aws_schema;
 pub mod backup;
 pub mod fence;

@@ -324,6 +324,100 @@ pub async fn create_table_with_everything(
     wait_table_active(client, name, TABLE_ACTIVE_TIMEOUT).await
 }
 
+/// Writes a DynamoDB export of `items` (DynamoDB-JSON objects) to `bucket` under `prefix`
+/// (which should end in `AWSDynamoDB/<export-id>/`), in the layout AWS writes
+/// (docs/export.md): `files` gzip data files of `{"Item": …}` lines under `data/`, the items
+/// dealt out in order and the last file empty, `manifest-files.json` (when `with_manifest`)
+/// with each file's item count and MD5, and `manifest-summary.json`. Returns the data files'
+/// keys.
+///
+/// # Errors
+///
+/// If an item is not one, or S3 refuses a write.
+pub async fn put_export(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    items: &[Vec<u8>],
+    files: usize,
+    with_manifest: bool,
+) -> anyhow::Result<Vec<String>> {
+    use solace_codec::export::{ExportFile, data_file};
+    let files = files.max(2);
+    let per = items.len().div_ceil(files - 1).max(1);
+    let mut lines = String::new();
+    let mut keys = Vec::new();
+    for f in 0..files {
+        let share = if f == files - 1 {
+            Vec::new()
+        } else {
+            items
+                .iter()
+                .skip(f * per)
+                .take(per)
+                .map(|i| solace_codec::RawItem::parse(i).map_err(|e| anyhow!("an item: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?
+        };
+        let key = format!("{prefix}data/{f:02}-{}.json.gz", unique_name("part"));
+        let body = data_file(share.iter().copied());
+        lines.push_str(&ExportFile::of(&key, &body, share.len() as u64).to_json_line());
+        lines.push('\n');
+        put(s3, bucket, &key, body).await?;
+        keys.push(key);
+    }
+    if with_manifest {
+        put(
+            s3,
+            bucket,
+            &format!("{prefix}manifest-files.json"),
+            lines.into_bytes(),
+        )
+        .await?;
+    }
+    let summary = serde_json::json!({
+        "version": "2023-08-01",
+        "exportArn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/source/export/{}", unique_name("export")),
+        "startTime": "2026-12-01T00:00:00.000Z",
+        "endTime": "2026-12-01T00:05:00.000Z",
+        "tableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/source",
+        "tableId": "00000000-0000-0000-0000-000000000000",
+        "exportTime": "2026-12-01T00:00:00.000Z",
+        "s3Bucket": bucket,
+        "s3Prefix": prefix,
+        "s3SseAlgorithm": "AES256",
+        "s3SseKmsKeyId": null,
+        "manifestFilesS3Key": format!("{prefix}manifest-files.json"),
+        "billedSizeBytes": 0,
+        "itemCount": items.len(),
+        "outputFormat": "DYNAMODB_JSON",
+        "exportType": "FULL_EXPORT",
+    });
+    put(
+        s3,
+        bucket,
+        &format!("{prefix}manifest-summary.json"),
+        summary.to_string().into_bytes(),
+    )
+    .await?;
+    Ok(keys)
+}
+
+async fn put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .map_err(|e| anyhow!("writing {key}: {}", DisplayErrorContext(e)))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

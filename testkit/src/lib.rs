@@ -29,5 +29,5 @@ pub use clients::{DEFAULT_REGION, dynamodb_client, s3_client, sdk_config, sqs_cl
 pub use emulator::{ENDPOINT_ENV, Emulator};
 pub use fixtures::{
     PK, QueueWithDlq, SK, TableKeys, create_bucket, create_queue, create_queue_with_dlq,
-    create_table, create_table_with_everything, unique_name, wait_table_active,
+    create_table, create_table_with_everything, put_export, unique_name, wait_table_active,
 };
