@@ -218,7 +218,11 @@ fn field_name(text: &str, i: usize) -> Result<(std::borrow::Cow<'_, str>, usize)
         });
     }
     match memchr::memchr2(b'"', b'\\', &json[i + 1..]) {
-        Some(n) if json[i + 1 + n] == b'"' => Ok((text[i + 1..i + 1 + n].into(), i + 2 + n)),
+        // JSON strings hold no raw control characters: a name with one goes to serde, which
+        // refuses it.
+        Some(n) if json[i + 1 + n] == b'"' && json[i + 1..i + 1 + n].iter().all(|b| *b >= 0x20) => {
+            Ok((text[i + 1..i + 1 + n].into(), i + 2 + n))
+        }
         _ => value::<String>(text, i, "malformed field name").map(|(s, end)| (s.into(), end)),
     }
 }
@@ -377,6 +381,9 @@ mod tests {
         let err = page(r#"{"LastEvaluatedKey": {"k": {"X": "1"}}}"#).expect_err("refused");
         assert!(matches!(err, ResponseError::LastKey { .. }), "{err:?}");
         assert!(page("{\"Items\": [{\"a\": {\"S\": \"\u{0}\"}}]}\u{ff}").is_err());
+        // A raw control character in a field name (found by the decode fuzz target).
+        let err = page("{\"\u{12}ount\": 1}").expect_err("refused");
+        assert!(err.to_string().contains("malformed field name"), "{err}");
         assert!(ResponsePage::parse(&b"{\"Items\": [], \"x\": \"\xff\"}"[..]).is_err());
     }
 

@@ -46,6 +46,16 @@ fn raw_item_rejects_a_trailing_form_feed() {
     replay(name, &data);
 }
 
+/// `ResponsePage::parse` took a field name holding a raw control character (`\x12`), which
+/// JSON does not allow, as a name: it accepted a body serde_json rejects.
+#[test]
+fn a_response_rejects_a_control_character_in_a_field_name() {
+    let name = "decode-response-accepted-a-control-character-in-a-field-name";
+    let data = input(name);
+    assert!(solace_codec::ResponsePage::parse(&data[..]).is_err());
+    replay(name, &data);
+}
+
 #[test]
 fn every_file_replays_through_its_target() {
     let mut names: Vec<String> = std::fs::read_dir(dir())
