@@ -57,12 +57,8 @@ fn check_export_file(bytes: &[u8]) {
     let gzipped = gz.finish().expect("gzip into memory");
     let mut decoder = crate::export::ExportDecoder::new(FUZZ_MAX_INFLATED);
     // Bytes that start as gzip would be read as gzip, not as the lines below.
-    let plain: &[u8] = if bytes.starts_with(&[0x1f, 0x8b]) {
-        &[]
-    } else {
-        bytes
-    };
-    for body in [plain, &gzipped[..]] {
+    let plain = (!bytes.starts_with(&[0x1f, 0x8b])).then_some(bytes);
+    for body in plain.into_iter().chain([&gzipped[..]]) {
         let file = match decoder.decode(body) {
             Ok(file) => file,
             Err(e) => {
