@@ -205,8 +205,16 @@ data "aws_iam_policy_document" "backup" {
   statement {
     sid       = "ScanDataTables"
     effect    = "Allow"
-    actions   = ["dynamodb:Scan"]
+    actions   = ["dynamodb:DescribeTable", "dynamodb:ExportTableToPointInTime", "dynamodb:Scan"]
     resources = local.data_table_arns
+  }
+
+  # A backup by export waits for its export (docs/export.md#backup-by-export).
+  statement {
+    sid       = "WatchExports"
+    effect    = "Allow"
+    actions   = ["dynamodb:DescribeExport"]
+    resources = local.data_table_export_arns
   }
 
   # Conditional writes only (If-None-Match): a 412 is followed by reading what is there.
@@ -222,10 +230,11 @@ data "aws_iam_policy_document" "backup" {
     }
   }
 
+  # DynamoDB writes an export's files with the caller's permissions.
   statement {
     sid       = "WriteBatches"
     effect    = "Allow"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"]
+    actions   = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectRetention"]
     resources = local.data_object_arns
     condition {
       test     = "StringEquals"

@@ -50,6 +50,7 @@ locals {
   # Data being backed up or restored: exactly the allow-lists the request function enforces
   # (it gets the same variables as SOLACE_ALLOWED_TABLES and SOLACE_ALLOWED_BUCKETS).
   data_table_arns         = [for t in var.allowed_tables : "arn:${local.partition}:dynamodb:${t.region}:${local.account_id}:table/${t.name}"]
+  data_table_export_arns  = [for arn in local.data_table_arns : "${arn}/export/*"]
   data_bucket_arns        = distinct([for b in var.allowed_buckets : "arn:${local.partition}:s3:::${b.name}"])
   data_object_arns        = [for b in var.allowed_buckets : "arn:${local.partition}:s3:::${b.name}/${b.prefix}*"]
   data_bucket_account_ids = length(var.data_bucket_account_ids) > 0 ? var.data_bucket_account_ids : distinct(compact([local.account_id, var.expected_bucket_owner]))

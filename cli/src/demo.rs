@@ -16,7 +16,9 @@ use tokio::time::Instant;
 
 use solace_functions::config::Config;
 use solace_functions::context::{AwsServices, Context, Services};
+use solace_functions::message::Action;
 use solace_functions::status::{self, StatusStore, TaskStatus};
+use solace_pipeline::Objects as _;
 
 use crate::local::{self, LocalContext, LocalOptions, Queues};
 
@@ -147,7 +149,9 @@ impl Running {
         out.message_id.context("SendMessage returned no id")
     }
 
-    /// Waits until the task is done (docs/status.md#predicates), calling `report` with each status read.
+    /// Waits until the task is done (docs/status.md#predicates), and a backup until its
+    /// completion record is written too (docs/protocol.md#completion-record: a restore
+    /// refuses it before), calling `report` with each status read.
     pub async fn wait(
         &self,
         table: &str,
@@ -160,7 +164,7 @@ impl Running {
         loop {
             if let Some(s) = self.ctx.services.status().read_task(table, task_id).await? {
                 report(&s);
-                if s.is_done() {
+                if s.is_done() && self.recorded(&s).await? {
                     return Ok(s);
                 }
                 last = Some(s);
@@ -170,6 +174,29 @@ impl Running {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// Whether a done task needs no completion record (not a backup that succeeded: see
+    /// `Ops::recorded`) or has one.
+    async fn recorded(&self, s: &TaskStatus) -> anyhow::Result<bool> {
+        let wanted = s.succeeded();
+        let Some(request) = s
+            .request
+            .as_ref()
+            .filter(|r| wanted && r.action == Action::Backup)
+        else {
+            return Ok(true);
+        };
+        let bucket = self
+            .ctx
+            .services
+            .bucket(&request.bucket_region, &request.bucket_name);
+        let key = solace_codec::completion_key(&request.bucket_prefix);
+        Ok(bucket
+            .head(&key)
+            .await
+            .with_context(|| format!("reading {key}"))?
+            .is_some())
     }
 
     /// Stops polling and waits for the invocations in flight.

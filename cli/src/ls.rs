@@ -56,7 +56,11 @@ impl Backup {
             "complete-segments": self.complete_segments,
             "batches": self.batches,
             "stored-bytes": self.stored_bytes,
-            "format": if self.manifest.is_some() { "solace" } else { "solace-v3" },
+            "format": match &self.manifest {
+                Some(m) if m.method.as_deref() == Some("export") => "solace-export",
+                Some(_) => "solace",
+                None => "solace-v3",
+            },
         });
         let o = v.as_object_mut().expect("a JSON object literal");
         if let (Some(items), Some(bytes)) = (self.items, self.bytes) {
@@ -174,7 +178,7 @@ pub async fn list(
                 BackupObject::Manifest => f.manifest = true,
                 BackupObject::Completion => f.completion = true,
                 BackupObject::SegmentMarker(_) => f.markers.push(key.to_owned()),
-                BackupObject::Schema => {}
+                BackupObject::Schema | BackupObject::ExportRecord => {}
             }
         }
     }
@@ -245,7 +249,14 @@ pub async fn list(
             state,
             total_segments,
             complete_segments: if manifest.is_some() {
-                f.markers.len() as u64
+                // A backup by export's one segment writes no marker: its record counts.
+                let by_export = manifest
+                    .as_ref()
+                    .is_some_and(|m| m.method.as_deref() == Some("export"));
+                match &completion {
+                    Some(c) if by_export => c.completed_segments,
+                    _ => f.markers.len() as u64,
+                }
             } else {
                 f.segments.len() as u64
             },

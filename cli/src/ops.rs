@@ -87,6 +87,10 @@ pub struct BackupArgs {
     /// Segments to scan in parallel (default: one per GiB of the table, at least 1).
     #[arg(long, value_name = "N")]
     pub segments: Option<u32>,
+    /// How the table is read: `scan` (any table, consumes read capacity) or `export` (a
+    /// DynamoDB point-in-time export: needs PITR on the table, consumes none).
+    #[arg(long, value_name = "HOW", value_parser = ["scan", "export"], default_value = "scan")]
+    pub method: String,
     /// Object Lock mode of every object the backup writes (with --retention-days).
     #[arg(long, value_name = "MODE", value_parser = ["GOVERNANCE", "COMPLIANCE"])]
     pub retention_mode: Option<String>,
@@ -302,11 +306,15 @@ impl Ops {
         if let Some(d) = a.retention_days {
             body["retention-days"] = d.into();
         }
+        let by_export = a.method == "export";
+        if by_export {
+            body["method"] = "export".into();
+        }
         // Syntax first: nothing is read for a request that cannot be sent.
         checked(body.clone())?;
         let (items, size) = self.describe(&table_region, &a.table).await?;
         self.head_bucket(&bucket_region, &a.to.bucket).await?;
-        if a.segments.is_none() {
+        if a.segments.is_none() && !by_export {
             body["total-segments"] = segments_for_size(size).into();
         }
         let (body, request) = checked(body)?;
@@ -349,7 +357,18 @@ impl Ops {
                     "the backup's manifest {manifest_key} is unreadable: {e}"
                 ))
             })?;
-            return Ok((SourceSegments::Recorded(m.total_segments), completion));
+            if m.method.as_deref() != Some("export") {
+                return Ok((SourceSegments::Recorded(m.total_segments), completion));
+            }
+            // A backup by export is data files: one segment per file by default.
+            let record = bucket
+                .get(&solace_codec::export_record_key(&url.prefix))
+                .await
+                .map_err(store_error)?
+                .and_then(|b| solace_codec::export::ExportRecord::from_json(&b).ok());
+            let files = record.map_or(1, |r| r.files.len());
+            let default = u32::try_from(files.clamp(1, 1000)).unwrap_or(1000);
+            return Ok((SourceSegments::Choice { default }, completion));
         }
         if let Some(files) = export_files(&bucket, &url.prefix).await? {
             // A DynamoDB export: the operator's choice, one segment per data file by default.
@@ -522,10 +541,21 @@ impl Ops {
                 Some(s) => {
                     let mut view = View::of(id, s);
                     view.expected = expected;
-                    watch.update(&view);
-                    if view.status.is_done() {
-                        watch.finish(&view);
-                        return Ok(ended(&view));
+                    if view.status.is_done() && !self.recorded(action, &view.status).await? {
+                        // Counted, but the completion record is not there yet: the function
+                        // that counted the last segment writes it next (or its redelivered
+                        // message does), and until then the backup is not complete.
+                        if polls % 150 == 0 {
+                            watch.waiting(
+                                "every segment counted; waiting for the completion record",
+                            );
+                        }
+                    } else {
+                        watch.update(&view);
+                        if view.status.is_done() {
+                            watch.finish(&view);
+                            return Ok(ended(&view));
+                        }
                     }
                 }
                 None => {
@@ -545,6 +575,33 @@ impl Ops {
             }
             polls += 1;
             tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    }
+
+    /// Whether a done task's completion record is written (docs/protocol.md#completion-record):
+    /// only a backup that succeeded is waited for (when the redrive function fails the last
+    /// segment, no record is written), and a task whose request this code cannot read is
+    /// taken as recorded rather than watched for ever.
+    async fn recorded(&self, action: Action, status: &TaskStatus) -> CliResult<bool> {
+        let wanted = action == Action::Backup && status.succeeded();
+        let Some(request) = status.request.as_ref().filter(|_| wanted) else {
+            return Ok(true);
+        };
+        let key = solace_codec::completion_key(&request.bucket_prefix);
+        let head = self
+            .s3(&request.bucket_region)
+            .head_object()
+            .bucket(&request.bucket_name)
+            .key(&key)
+            .send()
+            .await;
+        match head {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(CliError::aws(
+                format!("reading s3://{}/{key}", request.bucket_name),
+                &e,
+            )),
         }
     }
 

@@ -92,11 +92,12 @@ impl Ran {
     }
 }
 
-/// Runs `solace <args>` (split at spaces) against `stack`'s deployment on the emulator.
-async fn solace(stack: &str, args: &str) -> Ran {
+/// `solace <args>` against `stack`'s deployment on the emulator, nothing else of this
+/// environment's AWS settings.
+fn command(stack: &str, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(BIN);
     command
-        .args(args.split_whitespace())
+        .args(args)
         .env("AWS_ENDPOINT_URL", Emulator::shared().endpoint())
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -112,6 +113,13 @@ async fn solace(stack: &str, args: &str) -> Ran {
     ] {
         command.env_remove(var);
     }
+    command
+}
+
+/// Runs `solace <args>` (split at spaces) against `stack`'s deployment on the emulator.
+async fn solace(stack: &str, args: &str) -> Ran {
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let mut command = command(stack, &args);
     let Output {
         status,
         stdout,
@@ -293,6 +301,59 @@ async fn backup_ls_verify_restore_then_status_and_tasks_agree_with_the_status_ta
         serde_json::json!([]),
         "{running:?}"
     );
+
+    // A backup whose segments are all counted is not over until its completion record is
+    // written (the function that counted the last one writes it next): watching it waits.
+    let record = solace_codec::completion_key("nightly/");
+    let kept =
+        d.s3.get_object()
+            .bucket(&d.bucket)
+            .key(&record)
+            .send()
+            .await
+            .expect("the completion record")
+            .body
+            .collect()
+            .await
+            .expect("read")
+            .into_bytes();
+    d.s3.delete_object()
+        .bucket(&d.bucket)
+        .key(&record)
+        .send()
+        .await
+        .expect("deleted");
+    let mut watching = command(&d.stack, &["status", &backup_id, "--watch", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("solace starts");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        watching.try_wait().expect("polled").is_none(),
+        "the watch ended before the completion record was there"
+    );
+    d.s3.put_object()
+        .bucket(&d.bucket)
+        .key(&record)
+        .body(kept.into())
+        .send()
+        .await
+        .expect("restored");
+    let ended = tokio::time::timeout(Duration::from_secs(30), watching.wait_with_output())
+        .await
+        .expect("the watch ends once the record is there")
+        .expect("waited");
+    assert_eq!(ended.status.code(), Some(0), "{ended:?}");
+    let last: Value = serde_json::from_str(
+        String::from_utf8_lossy(&ended.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    )
+    .expect("a summary line");
+    assert_eq!(last["state"], "succeeded", "{last}");
     d.local.stop().await;
 }
 
@@ -552,15 +613,8 @@ async fn bad_input_gets_one_line_and_its_exit_code() {
 /// Ctrl-C handler is in place); what it did.
 async fn interrupted(stack: &str, args: &[&str], ready: &str, env: &[(&str, &str)]) -> Ran {
     use tokio::io::AsyncReadExt as _;
-    let mut command = tokio::process::Command::new(BIN);
+    let mut command = command(stack, args);
     command
-        .args(args)
-        .env("AWS_ENDPOINT_URL", Emulator::shared().endpoint())
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("SOLACE_STACK", stack)
-        .env_remove("RUST_LOG")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -909,6 +963,86 @@ async fn a_dynamodb_export_restores_through_the_request_queue_and_a_damaged_file
     assert!(
         r.stdout.contains(damaged.as_str()) && r.stdout.contains("its MD5 is"),
         "{r:?}"
+    );
+    d.local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_by_export_is_listed_verified_and_restored_into_any_segment_count() {
+    use aws_sdk_dynamodb::types::PointInTimeRecoverySpecification;
+    let d = deployment(50, None).await;
+    let url = format!("s3://{}/by-export/", d.bucket);
+
+    // Without PITR DynamoDB refuses the export: the backup fails and says why.
+    let refused = solace(
+        &d.stack,
+        &format!(
+            "backup --table {} --to s3://{}/no-pitr/ --method export --wait",
+            d.source, d.bucket
+        ),
+    )
+    .await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stdout.contains("PointInTimeRecovery"),
+        "the reason names PITR: {refused:?}"
+    );
+
+    d.dynamodb
+        .update_continuous_backups()
+        .table_name(&d.source)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .expect("spec"),
+        )
+        .send()
+        .await
+        .expect("PITR on");
+    let backup = solace(
+        &d.stack,
+        &format!(
+            "backup --table {} --to {} --method export --wait --json",
+            d.source, url
+        ),
+    )
+    .await;
+    assert_eq!(backup.code, 0, "{backup:?}");
+    let summary = backup.json();
+    assert_eq!(summary["state"], "succeeded", "{summary}");
+    assert_eq!(summary["total-segments"], 1);
+    assert_eq!(summary["items"], 50, "DynamoDB's own count");
+    let id = summary["task-id"].as_str().expect("id").to_owned();
+    // The emulator's export writes no manifests: the status says the files were listed.
+    let shown = solace(&d.stack, &format!("status {id} --json")).await;
+    let notes = shown.json()["notes"].to_string();
+    assert!(notes.contains("unverified"), "{shown:?}");
+
+    let ls = solace(&d.stack, &format!("ls s3://{}/by-export/ --json", d.bucket)).await;
+    assert_eq!(ls.code, 0, "{ls:?}");
+    let row = ls.json()["backups"][0].clone();
+    assert_eq!(row["state"], "complete", "{row}");
+    assert_eq!(row["format"], "solace-export", "{row}");
+    assert_eq!(row["items"], 50, "{row}");
+    assert_eq!(row["complete-segments"], 1, "{row}");
+
+    let verify = solace(&d.stack, &format!("verify {url} --wait")).await;
+    assert_eq!(verify.code, 0, "{verify:?}");
+
+    // The data files are split across whatever segments the restore asks for.
+    let target = new_table(&d).await;
+    let restore = solace(
+        &d.stack,
+        &format!("restore --from {url} --table {target} --segments 2 --wait --json"),
+    )
+    .await;
+    assert_eq!(restore.code, 0, "{restore:?}");
+    assert_eq!(restore.json()["items"], 50, "{restore:?}");
+    assert_eq!(
+        contents(&d.dynamodb, &d.source).await.expect("source"),
+        contents(&d.dynamodb, &target).await.expect("restored"),
+        "the restored table equals the source"
     );
     d.local.stop().await;
 }

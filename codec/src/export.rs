@@ -151,6 +151,116 @@ impl ExportFile {
     }
 }
 
+/// `<prefix>solace-meta/export.json`: a backup made by a DynamoDB export (`"method":
+/// "export"`, docs/export.md#backup-by-export). Written once the export has completed and
+/// before the completion record; it names the export and its data files, so every restore
+/// of the backup reads the same files in the same order whatever a listing would say later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExportRecord {
+    pub format: u32,
+    pub task_id: String,
+    pub export_arn: String,
+    /// The export's folder in the bucket (`…/AWSDynamoDB/<export-id>/`).
+    pub export_prefix: String,
+    /// The items and bytes DynamoDB says it exported.
+    pub item_count: u64,
+    pub billed_size_bytes: u64,
+    /// Whether each file below carries its `manifest-files.json` entry (item count, MD5);
+    /// `false` when the export wrote no manifest and its files were found by listing.
+    pub verified: bool,
+    /// The data files, sorted by key.
+    pub files: Vec<RecordedFile>,
+}
+
+/// A data file of an [`ExportRecord`]: its key, and its manifest entry when there was one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RecordedFile {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5_checksum: Option<String>,
+}
+
+impl RecordedFile {
+    /// The file as a restore reads it: its key, and what to check it against.
+    pub fn expected(&self) -> (String, Option<ExportFile>) {
+        let entry = match (self.item_count, &self.md5_checksum) {
+            (Some(item_count), Some(md5)) => Some(ExportFile {
+                item_count,
+                md5_checksum: md5.clone(),
+                etag: None,
+                data_file_s3_key: self.key.clone(),
+            }),
+            _ => None,
+        };
+        (self.key.clone(), entry)
+    }
+}
+
+impl From<&ExportFile> for RecordedFile {
+    fn from(f: &ExportFile) -> Self {
+        RecordedFile {
+            key: f.data_file_s3_key.clone(),
+            item_count: Some(f.item_count),
+            md5_checksum: Some(f.md5_checksum.clone()),
+        }
+    }
+}
+
+impl ExportRecord {
+    /// The `format` this code writes.
+    pub const FORMAT: u32 = 1;
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Strings, integers and a list of them: serializing cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ExportError> {
+        let record: ExportRecord =
+            serde_json::from_slice(bytes).map_err(|e| ExportError::Manifest {
+                what: "solace-meta/export.json",
+                why: crate::batch::describe(&e),
+            })?;
+        if record.format != Self::FORMAT {
+            return Err(ExportError::Manifest {
+                what: "solace-meta/export.json",
+                why: format!(
+                    "format {} is not one this code reads ({})",
+                    record.format,
+                    Self::FORMAT
+                ),
+            });
+        }
+        Ok(record)
+    }
+}
+
+/// The `S3Prefix` a backup by export asks DynamoDB to write under: `<prefix>solace-export`.
+/// DynamoDB puts the export in `<S3Prefix>/AWSDynamoDB/<export-id>/`.
+pub fn export_s3_prefix(prefix: &str) -> String {
+    format!("{}solace-export", crate::normalized_prefix(prefix))
+}
+
+/// The distinct export folders (`…/AWSDynamoDB/<id>/`) that `keys` lie in, sorted.
+pub fn export_folders<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    const MARK: &str = "AWSDynamoDB/";
+    let mut folders: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let at = k.rfind(MARK)? + MARK.len();
+            let id_len = k[at..].find('/')?;
+            Some(k[..at + id_len + 1].to_owned())
+        })
+        .collect();
+    folders.sort();
+    folders.dedup();
+    folders
+}
+
 /// A data file as an export writes it: gzip of one `{"Item":…}` line per item.
 pub fn data_file<'a>(items: impl IntoIterator<Item = RawItem<'a>>) -> Vec<u8> {
     use std::io::Write as _;
@@ -310,6 +420,61 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(bytes).expect("gzip");
         gz.finish().expect("gzip")
+    }
+
+    #[test]
+    fn export_folders_are_found_in_aws_and_emulator_keys() {
+        // AWS: `<S3Prefix>/AWSDynamoDB/<id>/…`; the emulator doubles the slash.
+        let keys = [
+            "b/solace-export/AWSDynamoDB/0170-a/manifest-summary.json",
+            "b/solace-export/AWSDynamoDB/0170-a/data/x.json.gz",
+            "b/solace-export//AWSDynamoDB/u2/data/y.gz",
+            "b/solace-export/AWSDynamoDB/no-folder",
+            "b/other.json",
+        ];
+        assert_eq!(
+            export_folders(keys),
+            vec![
+                "b/solace-export//AWSDynamoDB/u2/".to_owned(),
+                "b/solace-export/AWSDynamoDB/0170-a/".to_owned(),
+            ]
+        );
+        assert_eq!(export_s3_prefix("b"), "b/solace-export");
+        assert_eq!(export_s3_prefix(""), "solace-export");
+    }
+
+    #[test]
+    fn an_export_record_reads_back_and_its_files_say_what_to_check() {
+        let checked = ExportFile::of("e/data/a.json.gz", b"body", 3);
+        let record = ExportRecord {
+            format: ExportRecord::FORMAT,
+            task_id: "t".into(),
+            export_arn: "arn:aws:dynamodb:us-east-1:1:table/x/export/1".into(),
+            export_prefix: "e/".into(),
+            item_count: 3,
+            billed_size_bytes: 10,
+            verified: false,
+            files: vec![
+                RecordedFile::from(&checked),
+                RecordedFile {
+                    key: "e/data/b.gz".into(),
+                    item_count: None,
+                    md5_checksum: None,
+                },
+            ],
+        };
+        let back = ExportRecord::from_json(&record.to_json()).expect("reads back");
+        assert_eq!(back, record);
+        assert_eq!(
+            back.files[0].expected(),
+            ("e/data/a.json.gz".into(), Some(checked))
+        );
+        assert_eq!(back.files[1].expected(), ("e/data/b.gz".into(), None));
+        let mut newer = record.clone();
+        newer.format = 2;
+        let err = ExportRecord::from_json(&newer.to_json()).expect_err("format 2");
+        assert!(err.to_string().contains("format 2"), "{err}");
+        assert!(ExportRecord::from_json(b"{}").is_err());
     }
 
     fn items(file: &DecodedFile<'_>) -> Vec<String> {

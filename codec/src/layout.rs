@@ -141,6 +141,11 @@ pub fn schema_key(prefix: &str) -> String {
     format!("{}{META_FOLDER}schema.json", normalized_prefix(prefix))
 }
 
+/// A backup by export's record of its export ([`crate::export::ExportRecord`]).
+pub fn export_record_key(prefix: &str) -> String {
+    format!("{}{META_FOLDER}export.json", normalized_prefix(prefix))
+}
+
 /// The record that a whole backup ended ([`Completion`]): written once its last segment is
 /// counted; a backup is complete only when it exists and says no segment failed.
 pub fn completion_key(prefix: &str) -> String {
@@ -192,6 +197,10 @@ pub struct Manifest {
     pub table_region: String,
     pub table_name: String,
     pub created_at: String,
+    /// How the backup reads the table: absent for a scan (Solace's batches), `export` for a
+    /// backup by DynamoDB export (docs/export.md#backup-by-export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 impl Manifest {
@@ -380,6 +389,7 @@ pub enum BackupObject {
     SegmentMarker(SegmentId),
     Completion,
     Schema,
+    ExportRecord,
 }
 
 /// The backup a key belongs to and what it is there: the backup's prefix as
@@ -391,6 +401,7 @@ pub fn backup_object(key: &str) -> Option<(&str, BackupObject)> {
             "manifest.json" => BackupObject::Manifest,
             "complete.json" => BackupObject::Completion,
             "schema.json" => BackupObject::Schema,
+            "export.json" => BackupObject::ExportRecord,
             _ => {
                 let segment = name.strip_prefix("segments/")?.strip_suffix(".json")?;
                 BackupObject::SegmentMarker(SegmentId::parse(segment).ok()?)
@@ -489,6 +500,11 @@ mod tests {
         assert_eq!(schema_key("a/b"), "a/b/solace-meta/schema.json");
         assert_eq!(completion_key("p/"), "p/solace-meta/complete.json");
         assert_eq!(completion_key("p"), "p/solace-meta/complete.json");
+        assert_eq!(export_record_key("p"), "p/solace-meta/export.json");
+        assert_eq!(
+            backup_object("p/solace-meta/export.json"),
+            Some(("p/", BackupObject::ExportRecord))
+        );
     }
 
     #[test]
@@ -500,6 +516,7 @@ mod tests {
             table_region: "us-east-1".into(),
             table_name: "x".into(),
             created_at: "2024-01-01T00:00:00Z".into(),
+            method: None,
         };
         assert_eq!(
             Manifest::from_json(&manifest.to_json()).ok(),

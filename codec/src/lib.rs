@@ -51,8 +51,8 @@ pub use batch::{
 pub use item::{Item, Value, write_item};
 pub use layout::{
     BatchId, Completion, META_FOLDER, Manifest, NameError, SegmentId, SegmentMarker, batch_key,
-    completion_key, manifest_key, normalized_prefix, parse_batch_key, schema_key,
-    segment_marker_key, segment_prefix,
+    completion_key, export_record_key, manifest_key, normalized_prefix, parse_batch_key,
+    schema_key, segment_marker_key, segment_prefix,
 };
 pub use parse::{ItemError, ItemErrorKind};
 pub use response::{ResponseError, ResponsePage};

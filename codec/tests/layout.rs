@@ -66,6 +66,7 @@ fn manifest() -> Manifest {
         table_region: "eu-west-1".into(),
         table_name: "orders".into(),
         created_at: "2024-05-01T12:00:00Z".into(),
+        method: None,
     }
 }
 

@@ -151,6 +151,7 @@ mod tests {
             create_table_read_capacity: None,
             create_table_write_capacity: None,
             create_table_skip_indexes: false,
+            method: None,
         }
     }
 

@@ -249,6 +249,17 @@ impl StatusStore for MemStatus {
         })
     }
 
+    async fn add_note(&self, table: &str, task_id: &str, note: &str) -> Result<(), StatusError> {
+        self.call("AddNote");
+        let mut tasks = lock(&self.tasks);
+        if let Some(task) = tasks.get_mut(&key(table, task_id)) {
+            if !task.status.notes.iter().any(|n| n == note) {
+                task.status.notes.push(note.to_owned());
+            }
+        }
+        Ok(())
+    }
+
     async fn cancel_task(
         &self,
         table: &str,

@@ -2,6 +2,7 @@
 //! messages (docs/messages.md#segment-message).
 
 use serde::{Deserialize, Serialize};
+use solace_pipeline::export_backup::ExportCheckpoint;
 use solace_pipeline::{BackupCheckpoint, RestoreCheckpoint, Retention, RetentionMode};
 
 /// What a task does: `backup`, `restore`, or `verify` (re-read and check every batch of a
@@ -54,6 +55,7 @@ impl From<VerifyFields> for Request {
             create_table_read_capacity: None,
             create_table_write_capacity: None,
             create_table_skip_indexes: false,
+            method: None,
         }
     }
 }
@@ -100,6 +102,28 @@ pub struct Request {
     /// With `create-table`: create it without the backup's secondary indexes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub create_table_skip_indexes: bool,
+    /// Backup only: how the table is read (absent: `scan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+}
+
+/// How a backup reads its table (docs/export.md#backup-by-export).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Parallel Scan into Solace batches: any table, read capacity consumed.
+    Scan,
+    /// A DynamoDB point-in-time export: the table needs PITR; no read capacity consumed.
+    Export,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Scan => "scan",
+            Method::Export => "export",
+        }
+    }
 }
 
 /// The billing modes a restore may create its table with.
@@ -129,6 +153,11 @@ impl Request {
         }
     }
 
+    /// Whether this is a backup by DynamoDB export.
+    pub fn by_export(&self) -> bool {
+        self.method == Some(Method::Export)
+    }
+
     /// The retention the request asks for, when it names both halves.
     pub fn retention(&self) -> Option<Retention> {
         Some(Retention {
@@ -144,6 +173,8 @@ impl Request {
 pub enum Checkpoint {
     Backup(BackupCheckpoint),
     Restore(RestoreCheckpoint),
+    /// A backup by export waiting for its export.
+    Export(ExportCheckpoint),
 }
 
 /// One segment's work: sent by the request function, continued by the worker before its

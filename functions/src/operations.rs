@@ -67,19 +67,29 @@ pub const CALLS: &[(Function, &[&str])] = &[
     (
         Function::Backup,
         &[
+            // a backup by export (aws_schema::describe_export): where its export stands
+            "dynamodb:DescribeExport",
+            // a backup by export: the table's ARN, then ExportTableToPointInTime of it
+            "dynamodb:DescribeTable",
+            "dynamodb:ExportTableToPointInTime",
             // status::end_segment reads the task when its update is refused (GetItem)
             "dynamodb:GetItem",
             // DynamoTable::scan on the data table
             "dynamodb:Scan",
             // status::end_segment, status::note_segment_error, the fence (fence.rs)
             "dynamodb:UpdateItem",
+            // DynamoDB writes an export into the bucket with the caller's permissions:
+            // multipart uploads, and the objects' ACL, besides PutObject
+            "s3:AbortMultipartUpload",
             // S3Objects::head/get: the body a conditional write found (412), batch checksums
             // for the segment marker; ListBucket so that a missing key reads as NoSuchKey
+            // (and an export's files are found by listing)
             "s3:GetObject",
             "s3:ListBucket",
             // S3Objects::put_new: batches, the segment marker, the completion record, with
-            // their Object Lock retention when the backup has one
+            // their Object Lock retention when the backup has one; an export's data files
             "s3:PutObject",
+            "s3:PutObjectAcl",
             "s3:PutObjectRetention",
             // Context::send_segment: the continuation
             "sqs:SendMessage",
@@ -152,7 +162,9 @@ pub fn iam_actions(service: &str, operation: &str) -> Vec<String> {
             | "DescribeContinuousBackups"
             | "ListTagsOfResource"
             | "UpdateTimeToLive"
-            | "UpdateContinuousBackups",
+            | "UpdateContinuousBackups"
+            | "ExportTableToPointInTime"
+            | "DescribeExport",
         ) => return vec![format!("{}:{operation}", service.to_ascii_lowercase())],
         // CreateTable with tags is also authorized as TagResource.
         ("DynamoDB", "CreateTable") => &["dynamodb:CreateTable", "dynamodb:TagResource"],

@@ -56,6 +56,10 @@ pub enum InvalidRequest {
     Retention(String),
     #[error("create-table: {0}")]
     CreateTable(String),
+    #[error(
+        "method export: the export is one DynamoDB job, run as one segment: total-segments must be 1, got {0}"
+    )]
+    ExportSegments(u32),
 }
 
 /// Checks a request body against docs/request.md#validation. The error names what was wrong.
@@ -101,6 +105,7 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
         for (field, on) in [
             ("retention-mode", request.retention_mode.is_some()),
             ("retention-days", request.retention_days.is_some()),
+            ("method", request.method.is_some()),
         ] {
             if on {
                 return Err(InvalidRequest::BackupOnly(field));
@@ -138,6 +143,9 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
         }
     }
     check_create_table(&request)?;
+    if request.by_export() && request.total_segments != 1 {
+        return Err(InvalidRequest::ExportSegments(request.total_segments));
+    }
     Ok(request)
 }
 
@@ -550,6 +558,7 @@ async fn admit_backup<S: Services>(
         table_region: request.table_region.clone(),
         table_name: request.table_name.clone(),
         created_at: created_at.to_owned(),
+        method: request.by_export().then(|| "export".to_owned()),
     };
     let name = &request.bucket_name;
     let retention = request.retention();
@@ -714,7 +723,10 @@ async fn admit_restore<S: Services>(
                     "the backup's manifest {manifest_key} is unreadable: {e}"
                 ))
             })?;
-            if manifest.total_segments != request.total_segments {
+            // A backup by export is data files, which any number of segments splits
+            // (docs/export.md#backup-by-export); a scan's batches are in its segments.
+            let by_export = manifest.method.as_deref() == Some("export");
+            if !by_export && manifest.total_segments != request.total_segments {
                 return Err(Refused::Reject(format!(
                     "total-segments is {} but the backup at {manifest_key} was made with {}",
                     request.total_segments, manifest.total_segments
@@ -746,6 +758,30 @@ async fn admit_restore<S: Services>(
                     )));
                 } else {
                     notes.push(format!("incomplete backup restored: {why}"));
+                }
+            }
+            if by_export {
+                let key = solace_codec::export_record_key(prefix);
+                let record = bucket
+                    .get(&key)
+                    .await
+                    .map_err(|e| refused(name, format!("cannot read {key}"), e))?
+                    .map(|body| solace_codec::export::ExportRecord::from_json(&body));
+                match record {
+                    Some(Ok(r)) if !r.verified => notes.push(format!(
+                        "unverified: the backup's export {} wrote no manifest-files.json; its {} data files were listed when it completed, and are read without MD5 or item-count checks",
+                        r.export_arn,
+                        r.files.len()
+                    )),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        return Err(Refused::Reject(format!(
+                            "the backup's export record {key} is unreadable: {e}"
+                        )));
+                    }
+                    None => notes.push(format!(
+                        "the backup by export has no {key}: its export never completed, so nothing is restored"
+                    )),
                 }
             }
         }
@@ -1288,6 +1324,33 @@ mod tests {
             let err = validate(&body, 10).expect_err(&body).to_string();
             assert!(err.contains(reason), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn method_is_a_backup_field_and_an_export_runs_as_one_segment() {
+        let backup = |segments: u32, method: &str| {
+            serde_json::json!({"action": "backup", "total-segments": segments,
+                "table-region": "us-east-1", "table-name": "orders", "bucket-region": "eu-west-1",
+                "bucket-name": "backups", "bucket-prefix": "p/", "method": method})
+            .to_string()
+        };
+        let export = validate(&backup(1, "export"), 10).expect("valid");
+        assert!(export.by_export());
+        let scan = validate(&backup(4, "scan"), 10).expect("valid");
+        assert!(!scan.by_export() && scan.method == Some(crate::message::Method::Scan));
+        assert_eq!(
+            validate(&backup(4, "export"), 10),
+            Err(InvalidRequest::ExportSegments(4))
+        );
+        let unknown = validate(&backup(1, "copy"), 10).expect_err("unknown method");
+        assert!(unknown.to_string().contains("copy"), "{unknown}");
+        let restore = serde_json::json!({"action": "restore", "total-segments": 1,
+            "table-region": "us-east-1", "table-name": "orders", "bucket-region": "eu-west-1",
+            "bucket-name": "backups", "bucket-prefix": "p/", "method": "export"});
+        assert_eq!(
+            validate(&restore.to_string(), 10),
+            Err(InvalidRequest::BackupOnly("method"))
+        );
     }
 
     #[test]

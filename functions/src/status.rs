@@ -184,6 +184,15 @@ pub trait StatusStore: Send + Sync + 'static {
         segment: SegmentId,
     ) -> impl Future<Output = Result<GateState, StatusError>> + Send;
 
+    /// Adds `note` to the task's `notes` unless it is there already (a redelivery adds it
+    /// once). A task that does not exist is left alone.
+    fn add_note(
+        &self,
+        table: &str,
+        task_id: &str,
+        note: &str,
+    ) -> impl Future<Output = Result<(), StatusError>> + Send;
+
     /// Records a cancel of `task_id` by the cancel request `by`.
     fn cancel_task(
         &self,
@@ -264,6 +273,7 @@ pub fn mismatches(task: &TaskStatus, request: &Request, segment: u32) -> Vec<&'s
             recorded.table_region == request.table_region,
         ),
         ("table-name", recorded.table_name == request.table_name),
+        ("method", recorded.by_export() == request.by_export()),
         (
             "bucket-region",
             recorded.bucket_region == request.bucket_region,
@@ -335,6 +345,9 @@ pub fn task_item(
         if on {
             item.insert(flag.to_owned(), AttributeValue::Bool(true));
         }
+    }
+    if let Some(m) = request.method {
+        item.insert("method".to_owned(), s(m.as_str()));
     }
     if let Some(r) = request.retention() {
         item.insert("retention-mode".to_owned(), s(r.mode.as_str()));
@@ -699,6 +712,37 @@ impl StatusStore for DynamoStatus {
         Ok(GateState::Open)
     }
 
+    async fn add_note(&self, table: &str, task_id: &str, note: &str) -> Result<(), StatusError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("task-id", s(task_id))
+            .condition_expression(
+                "attribute_exists(#id) AND attribute_not_exists(#kind) AND (attribute_not_exists(#notes) OR NOT contains(#notes, :note))",
+            )
+            .update_expression("SET #notes = list_append(if_not_exists(#notes, :none), :one)")
+            .expression_attribute_names("#id", "task-id")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#notes", "notes")
+            .expression_attribute_values(":note", s(note))
+            .expression_attribute_values(":one", AttributeValue::L(vec![s(note)]))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            // There already, or no such task.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(ConditionFailed::condition_failed) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(status_error(table, &e)),
+        }
+    }
+
     async fn cancel_task(
         &self,
         table: &str,
@@ -940,6 +984,10 @@ pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
             create_table_read_capacity: None,
             create_table_write_capacity: None,
             create_table_skip_indexes: false,
+            method: match text("method") {
+                Some(m) => Some(serde_json::from_value(m.into()).ok()?),
+                None => None,
+            },
         })
     })();
     TaskStatus {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use solace_codec::SegmentId;
 use solace_codec::sdk::SdkItem;
+use solace_pipeline::export_backup::{EXPORT_POLL, ExportCheckpoint, backup_by_export};
 use solace_pipeline::{
     BackupCheckpoint, BackupConfig, ErrorKind, Gated, Outcome, PipelineError, Progress,
     RestoreCheckpoint, RestoreConfig, ScanPage, SegmentError, SegmentJob, StoreError, Table,
@@ -214,8 +215,10 @@ async fn process<S: Services>(
         GateState::Open => {}
         GateState::Cancelled => return count_cancelled(ctx, &message).await,
         GateState::Ended => {
+            // The run that counted it may have died before the completion record: this
+            // redelivery writes it (a record already there is left as it is).
             info!("the segment is counted already: this message is consumed");
-            return Ok(());
+            return complete::record_if_done(ctx, &message.task_id, &message.request).await;
         }
         GateState::NoTask => {
             error!("no such task in the status table: the segment message is consumed");
@@ -232,6 +235,54 @@ async fn process<S: Services>(
     let progress = Arc::new(Progress::under(ctx.progress.clone()));
 
     let run = match (&message.checkpoint, action) {
+        (None | Some(Checkpoint::Export(_)), Action::Backup) if req.by_export() => {
+            let from = match &message.checkpoint {
+                Some(Checkpoint::Export(c)) => c.clone(),
+                _ => ExportCheckpoint::default(),
+            };
+            let table = ctx.services.table(&req.table_region, &req.table_name);
+            let config = BackupConfig {
+                retention: req.retention(),
+                ..ctx.backup.clone()
+            };
+            let result = backup_by_export(
+                &table,
+                &*bucket,
+                &req.bucket_name,
+                &message.task_id,
+                &job,
+                &config,
+                from.clone(),
+                stop_at,
+                EXPORT_POLL,
+            )
+            .await;
+            match result {
+                Ok(Outcome::Completed(c)) => {
+                    if c.unverified {
+                        let note = format!(
+                            "unverified: export {} wrote no manifest-files.json; its data files were found by listing",
+                            c.export_arn.as_deref().unwrap_or("(unnamed)")
+                        );
+                        ctx.services
+                            .status()
+                            .add_note(status_table, &message.task_id, &note)
+                            .await?;
+                    }
+                    Run::Completed {
+                        items: c.items,
+                        bytes: c.bytes,
+                    }
+                }
+                Ok(Outcome::Paused(c)) => Run::Paused(Checkpoint::Export(c)),
+                Ok(Outcome::Fenced(_)) => Run::Fenced,
+                Err(SegmentError { checkpoint, error }) => Run::Failed {
+                    progressed: (checkpoint.export_arn != from.export_arn)
+                        .then_some(Checkpoint::Export(checkpoint)),
+                    error,
+                },
+            }
+        }
         (None | Some(Checkpoint::Backup(_)), Action::Backup) => {
             let from = match &message.checkpoint {
                 Some(Checkpoint::Backup(c)) => c.clone(),

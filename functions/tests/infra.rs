@@ -223,14 +223,18 @@ fn expected_permissions(
             | "dynamodb:CreateTable"
             | "dynamodb:TagResource"
             | "dynamodb:UpdateTimeToLive"
-            | "dynamodb:UpdateContinuousBackups" => one("local.data_table_arns"),
+            | "dynamodb:UpdateContinuousBackups"
+            | "dynamodb:ExportTableToPointInTime" => one("local.data_table_arns"),
+            "dynamodb:DescribeExport" => one("local.data_table_export_arns"),
             a if a.starts_with("dynamodb:") => tables.clone(),
             "s3:ListBucket" | "s3:GetBucketObjectLockConfiguration" => {
                 one("local.data_bucket_arns")
             }
-            "s3:GetObject" | "s3:PutObject" | "s3:PutObjectRetention" => {
-                one("local.data_object_arns")
-            }
+            "s3:GetObject"
+            | "s3:PutObject"
+            | "s3:PutObjectRetention"
+            | "s3:PutObjectAcl"
+            | "s3:AbortMultipartUpload" => one("local.data_object_arns"),
             a => {
                 problems.push(format!("{f}: no rule here for the resources of {a}"));
                 BTreeSet::new()

@@ -172,6 +172,20 @@ impl Table for DynamoTable {
     ) -> Result<Vec<String>, StoreError> {
         crate::aws_schema::apply_settings(&self.client, &self.name, schema, current).await
     }
+
+    async fn start_export(
+        &self,
+        bucket: &str,
+        s3_prefix: &str,
+        client_token: &str,
+    ) -> Result<String, StoreError> {
+        crate::aws_schema::start_export(&self.client, &self.name, bucket, s3_prefix, client_token)
+            .await
+    }
+
+    async fn describe_export(&self, arn: &str) -> Result<crate::store::ExportState, StoreError> {
+        crate::aws_schema::describe_export(&self.client, arn).await
+    }
 }
 
 /// Keeps a successful response's body for the caller and hands the SDK `{}` to deserialize

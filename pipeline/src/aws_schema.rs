@@ -488,3 +488,88 @@ pub async fn apply_settings(
     }
     Ok(not_set)
 }
+
+/// ExportTableToPointInTime of table `name` into `bucket` at `s3_prefix`, DynamoDB JSON, as
+/// of now; the ClientToken makes a repeated call (a lost reply, a redelivery) return the same
+/// export. Returns its ARN.
+pub async fn start_export(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    bucket: &str,
+    s3_prefix: &str,
+    client_token: &str,
+) -> Result<String, StoreError> {
+    use aws_sdk_dynamodb::types::ExportFormat;
+    // The export names its table by ARN.
+    let table_arn = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|e| classify("DescribeTable", e))?
+        .table
+        .and_then(|t| t.table_arn)
+        .ok_or_else(|| {
+            StoreError::new(
+                crate::store::ErrorKind::Permanent,
+                "DescribeTable",
+                "the answer holds no table ARN",
+            )
+        })?;
+    let out = client
+        .export_table_to_point_in_time()
+        .table_arn(table_arn)
+        .s3_bucket(bucket)
+        .s3_prefix(s3_prefix)
+        .export_format(ExportFormat::DynamodbJson)
+        .client_token(client_token)
+        .send()
+        .await
+        .map_err(|e| classify("ExportTableToPointInTime", e))?;
+    out.export_description
+        .and_then(|d| d.export_arn)
+        .ok_or_else(|| {
+            StoreError::new(
+                crate::store::ErrorKind::Permanent,
+                "ExportTableToPointInTime",
+                "the answer holds no export ARN",
+            )
+        })
+}
+
+/// DescribeExport: where export `arn` stands.
+pub async fn describe_export(
+    client: &aws_sdk_dynamodb::Client,
+    arn: &str,
+) -> Result<crate::store::ExportState, StoreError> {
+    use aws_sdk_dynamodb::types::ExportStatus;
+
+    use crate::store::ExportState;
+    let d = client
+        .describe_export()
+        .export_arn(arn)
+        .send()
+        .await
+        .map_err(|e| classify("DescribeExport", e))?
+        .export_description
+        .ok_or_else(|| {
+            StoreError::new(
+                crate::store::ErrorKind::Permanent,
+                "DescribeExport",
+                "the answer holds no export",
+            )
+        })?;
+    Ok(match d.export_status {
+        Some(ExportStatus::Completed) => ExportState::Completed {
+            item_count: d.item_count.unwrap_or(0).max(0) as u64,
+            billed_size_bytes: d.billed_size_bytes.unwrap_or(0).max(0) as u64,
+            manifest_summary_key: d.export_manifest.filter(|k| !k.is_empty()),
+        },
+        Some(ExportStatus::Failed) => ExportState::Failed(format!(
+            "{}: {}",
+            d.failure_code.as_deref().unwrap_or("no failure code"),
+            d.failure_message.as_deref().unwrap_or("no failure message")
+        )),
+        _ => ExportState::InProgress,
+    })
+}

@@ -29,6 +29,7 @@ pub mod aws;
 mod aws_error;
 mod aws_schema;
 pub mod backup;
+pub mod export_backup;
 pub mod fence;
 pub mod progress;
 pub mod restore;
@@ -49,6 +50,6 @@ pub use segment::{
 };
 pub use solace_codec::layout::{BatchEntry, SegmentMarker};
 pub use store::{
-    Described, ErrorKind, ObjectInfo, ObjectMeta, Objects, PutNew, RawPage, Retention,
+    Described, ErrorKind, ExportState, ObjectInfo, ObjectMeta, Objects, PutNew, RawPage, Retention,
     RetentionMode, ScanPage, StoreError, Table, WriteResult, sha256_hex,
 };

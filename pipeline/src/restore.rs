@@ -323,9 +323,10 @@ enum StartError {
     Stopped(PipelineError),
 }
 
-/// A DynamoDB export under the job's prefix: this segment's share of its data files (key,
-/// and the manifest's line when there is a `manifest-files.json`; without one the files are
-/// those listed under `data/`, unchecked). `None`: no export there.
+/// A DynamoDB export under the job's prefix, or a backup by export's record of one: this
+/// segment's share of its data files (key, and the manifest's line when there is a
+/// `manifest-files.json`; without one the files are those listed under `data/`, unchecked).
+/// `None`: no export there.
 async fn export_share<O: Objects>(
     objects: &O,
     retrier: &Retrier,
@@ -341,6 +342,22 @@ async fn export_share<O: Objects>(
             reason,
         })
     };
+    // A backup by export: the files its record names (docs/export.md#backup-by-export).
+    let record_key = solace_codec::export_record_key(&job.prefix);
+    if let Some(body) = retrier
+        .run(|| objects.get(&record_key))
+        .await
+        .map_err(store(record_key.clone()))?
+    {
+        let record = solace_codec::export::ExportRecord::from_json(&body)
+            .map_err(|e| bad(&record_key, e.to_string()))?;
+        let files: Vec<_> = record.files.iter().map(|f| f.expected()).collect();
+        return Ok(Some(
+            segment_files(&files, job.segment.0, job.total_segments)
+                .cloned()
+                .collect(),
+        ));
+    }
     let summary_key = format!("{prefix}manifest-summary.json");
     let Some(summary) = retrier
         .run(|| objects.get(&summary_key))

@@ -108,6 +108,8 @@ pub enum PipelineError {
     BadExport { key: String, reason: String },
     #[error("data file {key} does not match the export's manifest: {why}")]
     ExportMismatch { key: String, why: String },
+    #[error("DynamoDB export {arn} failed: {reason}")]
+    ExportFailed { arn: String, reason: String },
     #[error("data file {key} is missing, but the export's manifest lists it")]
     MissingDataFile { key: String },
     #[error("{key} exists with other contents (SHA-256 {found}) and is not overwritten")]

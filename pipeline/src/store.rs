@@ -220,6 +220,40 @@ pub trait Table: Send + Sync + 'static {
         }
     }
 
+    /// Asks DynamoDB for a point-in-time export of the table into `bucket` under
+    /// `s3_prefix` (ExportTableToPointInTime, DYNAMODB_JSON); returns the export's ARN.
+    /// `client_token` makes a repeated call start no second export.
+    fn start_export(
+        &self,
+        bucket: &str,
+        s3_prefix: &str,
+        client_token: &str,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send {
+        let _ = (bucket, s3_prefix, client_token);
+        async {
+            Err(StoreError::new(
+                ErrorKind::Permanent,
+                "ExportTableToPointInTime",
+                "this store cannot export",
+            ))
+        }
+    }
+
+    /// Where the export `arn` stands (DescribeExport).
+    fn describe_export(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<ExportState, StoreError>> + Send {
+        let _ = arn;
+        async {
+            Err(StoreError::new(
+                ErrorKind::Permanent,
+                "DescribeExport",
+                "this store cannot export",
+            ))
+        }
+    }
+
     /// Turns on the TTL and PITR `schema` has and `current` has not; returns what could
     /// not be set.
     fn apply_settings(
@@ -236,6 +270,20 @@ pub trait Table: Send + Sync + 'static {
             ))
         }
     }
+}
+
+/// Where a DynamoDB export stands ([`Table::describe_export`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportState {
+    InProgress,
+    Completed {
+        item_count: u64,
+        billed_size_bytes: u64,
+        /// The key of its `manifest-summary.json`, when DynamoDB names it.
+        manifest_summary_key: Option<String>,
+    },
+    /// DynamoDB's failure code and message.
+    Failed(String),
 }
 
 /// What [`Table::describe`] read: the schema, and the calls that could not be made (by
@@ -345,6 +393,22 @@ impl<T: Table> Table for Arc<T> {
         current: &solace_codec::schema::TableSchema,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
         (**self).apply_settings(schema, current)
+    }
+
+    fn start_export(
+        &self,
+        bucket: &str,
+        s3_prefix: &str,
+        client_token: &str,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send {
+        (**self).start_export(bucket, s3_prefix, client_token)
+    }
+
+    fn describe_export(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<ExportState, StoreError>> + Send {
+        (**self).describe_export(arn)
     }
 }
 
