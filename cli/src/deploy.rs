@@ -83,7 +83,7 @@ impl Deployment {
     /// The status table of `action`'s tasks.
     pub fn status_table(&self, action: Action) -> &str {
         match action {
-            Action::Backup => &self.backup_status_table,
+            Action::Backup | Action::Convert => &self.backup_status_table,
             Action::Restore | Action::Verify => &self.restore_status_table,
         }
     }

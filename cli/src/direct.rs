@@ -192,7 +192,7 @@ impl Direct {
     pub async fn run(&self, concurrency: usize) -> CliResult<TaskStatus> {
         let work = self.ctx.config.work_queue(self.action).to_owned();
         let worker = match self.action {
-            Action::Backup => Function::Backup,
+            Action::Backup | Action::Convert => Function::Backup,
             Action::Restore | Action::Verify => Function::Restore,
         };
         let queues = &self.ctx.services.queues;

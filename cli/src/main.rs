@@ -50,6 +50,9 @@ enum Command {
     /// Check every batch of a backup against its markers and checksums, writing nothing.
     #[command(after_help = EXIT_CODES)]
     Verify(ops::VerifyArgs),
+    /// Write a copy of a complete backup in the DynamoDB Export layout, for ImportTable.
+    #[command(after_help = EXIT_CODES)]
+    Convert(ops::ConvertArgs),
     /// Show a task: state, segments, items, bytes, rate, and each failed segment's reason.
     #[command(after_help = EXIT_CODES)]
     Status {
@@ -238,6 +241,7 @@ fn operate(command: Command, deployment: DeploymentArgs, json: bool) -> ExitCode
                     Command::Backup(a) => ops.backup(a).await,
                     Command::Restore(a) => ops.restore(a).await,
                     Command::Verify(a) => ops.verify(a).await,
+                    Command::Convert(a) => ops.convert(a).await,
                     Command::Status { task_id, watch } => ops.status(&task_id, watch).await,
                     Command::Tasks {
                         running,

@@ -164,6 +164,22 @@ pub struct VerifyArgs {
     pub run: RunArgs,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConvertArgs {
+    /// The backup to copy (complete, made by Solace with a manifest).
+    #[arg(value_name = "s3://BUCKET/PREFIX")]
+    pub backup: S3Url,
+    /// Where the copy goes: it is written under `<PREFIX>AWSDynamoDB/<task-id>/`, in the
+    /// backup's region.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub to: S3Url,
+    /// The buckets' region (default: the AWS SDK's region).
+    #[arg(long, value_name = "R")]
+    pub bucket_region: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 /// How a restore or verify gets its segment count from its source (docs/cli.md#segments).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SourceSegments {
@@ -485,6 +501,36 @@ impl Ops {
             .await
     }
 
+    pub async fn convert(&self, a: ConvertArgs) -> CliResult<Exit> {
+        let bucket_region = region(&a.bucket_region, &self.deploy, "bucket-region")?;
+        let mut body = json!({
+            "action": "convert",
+            "total-segments": 1,
+            "bucket-region": bucket_region,
+            "bucket-name": a.backup.bucket,
+            "bucket-prefix": a.backup.prefix,
+            "to-bucket-name": a.to.bucket,
+            "to-bucket-prefix": a.to.prefix,
+        });
+        checked(body.clone())?;
+        let (recorded, expected) = self.backup_facts(&bucket_region, &a.backup).await?;
+        let SourceSegments::Recorded(segments) = recorded else {
+            return Err(CliError::refused(format!(
+                "{} is not a backup Solace made with a manifest: a convert copies only those",
+                a.backup
+            )));
+        };
+        self.head_bucket(&bucket_region, &a.to.bucket).await?;
+        body["total-segments"] = segments.into();
+        let (body, request) = checked(body)?;
+        let options = DirectOptions {
+            concurrency: a.run.concurrency,
+            kms_key: None,
+        };
+        self.submit(&body, &request, &a.run, &options, expected)
+            .await
+    }
+
     /// Sends the request (or runs it here) and, with `--wait`, watches it end.
     async fn submit(
         &self,
@@ -541,7 +587,7 @@ impl Ops {
                 Some(s) => {
                     let mut view = View::of(id, s);
                     view.expected = expected;
-                    if view.status.is_done() && !self.recorded(action, &view.status).await? {
+                    if view.status.is_done() && !self.recorded(action, id, &view.status).await? {
                         // Counted, but the completion record is not there yet: the function
                         // that counted the last segment writes it next (or its redelivered
                         // message does), and until then the backup is not complete.
@@ -582,26 +628,30 @@ impl Ops {
     /// only a backup that succeeded is waited for (when the redrive function fails the last
     /// segment, no record is written), and a task whose request this code cannot read is
     /// taken as recorded rather than watched for ever.
-    async fn recorded(&self, action: Action, status: &TaskStatus) -> CliResult<bool> {
-        let wanted = action == Action::Backup && status.succeeded();
+    async fn recorded(&self, action: Action, id: &str, status: &TaskStatus) -> CliResult<bool> {
+        let wanted = matches!(action, Action::Backup | Action::Convert) && status.succeeded();
         let Some(request) = status.request.as_ref().filter(|_| wanted) else {
             return Ok(true);
         };
-        let key = solace_codec::completion_key(&request.bucket_prefix);
+        let (bucket, key) = match request.convert_folder(id) {
+            // A convert's last object is its manifest-summary.json (docs/export.md#convert).
+            Some((bucket, folder)) => (bucket, format!("{folder}manifest-summary.json")),
+            None => (
+                request.bucket_name.as_str(),
+                solace_codec::completion_key(&request.bucket_prefix),
+            ),
+        };
         let head = self
             .s3(&request.bucket_region)
             .head_object()
-            .bucket(&request.bucket_name)
+            .bucket(bucket)
             .key(&key)
             .send()
             .await;
         match head {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-            Err(e) => Err(CliError::aws(
-                format!("reading s3://{}/{key}", request.bucket_name),
-                &e,
-            )),
+            Err(e) => Err(CliError::aws(format!("reading s3://{bucket}/{key}"), &e)),
         }
     }
 
@@ -622,6 +672,9 @@ impl Ops {
                 request.table_name
             ),
             Action::Verify => format!("interrupted: the verify of {url} stopped"),
+            Action::Convert => format!(
+                "interrupted: the direct convert of {url} stopped; its copy has no manifests, so it is not an export"
+            ),
         });
         let direct = Direct::start(&self.deploy.sdk, body, request.action, options).await?;
         eprintln!(
@@ -700,7 +753,7 @@ impl Ops {
                     estimate: true,
                 })
             }
-            Action::Restore | Action::Verify => {
+            Action::Restore | Action::Verify | Action::Convert => {
                 let url = S3Url {
                     bucket: r.bucket_name.clone(),
                     prefix: r.bucket_prefix.clone(),

@@ -125,9 +125,12 @@ impl View {
         let o = v.as_object_mut().expect("a JSON object literal");
         if let Some(r) = &self.request {
             o.insert("action".into(), r.action.as_str().into());
-            if r.action != Action::Verify {
+            if !matches!(r.action, Action::Verify | Action::Convert) {
                 o.insert("table-region".into(), r.table_region.clone().into());
                 o.insert("table-name".into(), r.table_name.clone().into());
+            }
+            if let Some((bucket, folder)) = r.convert_folder(&self.task_id) {
+                o.insert("export".into(), format!("s3://{bucket}/{folder}").into());
             }
             o.insert("bucket-region".into(), r.bucket_region.clone().into());
             o.insert("bucket-name".into(), r.bucket_name.clone().into());
@@ -170,8 +173,11 @@ impl View {
         line("task", self.task_id.clone());
         if let Some(r) = &self.request {
             line("action", r.action.as_str().to_owned());
-            if r.action != Action::Verify {
+            if !matches!(r.action, Action::Verify | Action::Convert) {
                 line("table", format!("{} ({})", r.table_name, r.table_region));
+            }
+            if let Some((bucket, folder)) = r.convert_folder(&self.task_id) {
+                line("export", format!("s3://{bucket}/{folder}"));
             }
             line(
                 "backup",

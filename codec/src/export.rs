@@ -151,6 +151,29 @@ impl ExportFile {
     }
 }
 
+/// The `manifest-summary.json` of an export Solace writes (a convert, docs/export.md#convert):
+/// a full DYNAMODB_JSON export of `item_count` items whose `manifest-files.json` is at
+/// `manifest_files_key` in `bucket`, as of `export_time`.
+pub fn summary_json(
+    export_time: &str,
+    item_count: u64,
+    bucket: &str,
+    folder: &str,
+    manifest_files_key: &str,
+) -> Vec<u8> {
+    let summary = serde_json::json!({
+        "version": "2020-06-30",
+        "exportTime": export_time,
+        "s3Bucket": bucket,
+        "s3Prefix": folder,
+        "manifestFilesS3Key": manifest_files_key,
+        "itemCount": item_count,
+        "outputFormat": "DYNAMODB_JSON",
+        "exportType": "FULL_EXPORT",
+    });
+    serde_json::to_vec_pretty(&summary).unwrap_or_default()
+}
+
 /// `<prefix>solace-meta/export.json`: a backup made by a DynamoDB export (`"method":
 /// "export"`, docs/export.md#backup-by-export). Written once the export has completed and
 /// before the completion record; it names the export and its data files, so every restore
@@ -475,6 +498,24 @@ mod tests {
         let err = ExportRecord::from_json(&newer.to_json()).expect_err("format 2");
         assert!(err.to_string().contains("format 2"), "{err}");
         assert!(ExportRecord::from_json(b"{}").is_err());
+    }
+
+    #[test]
+    fn a_written_summary_reads_as_a_full_export() {
+        let body = summary_json(
+            "2026-01-01T00:00:00Z",
+            7,
+            "b",
+            "c/AWSDynamoDB/t/",
+            "c/AWSDynamoDB/t/manifest-files.json",
+        );
+        let summary = ExportSummary::from_json(&body).expect("reads");
+        assert_eq!(summary.item_count, Some(7));
+        assert_eq!(summary.export_type.as_deref(), Some("FULL_EXPORT"));
+        assert_eq!(
+            summary.manifest_files_s3_key.as_deref(),
+            Some("c/AWSDynamoDB/t/manifest-files.json")
+        );
     }
 
     fn items(file: &DecodedFile<'_>) -> Vec<String> {

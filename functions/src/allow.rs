@@ -63,7 +63,7 @@ pub fn refusal(
     status_tables: &[&str],
     request: &Request,
 ) -> Option<String> {
-    if request.action != Action::Verify {
+    if !matches!(request.action, Action::Verify | Action::Convert) {
         if status_tables.contains(&request.table_name.as_str()) {
             return Some(format!(
                 "table-name {:?} is a Solace status table: it is never backed up or restored into",
@@ -90,15 +90,25 @@ pub fn refusal(
             "this deployment allows no buckets (SOLACE_ALLOWED_BUCKETS is not set)".into(),
         );
     };
-    let prefix = solace_codec::normalized_prefix(&request.bucket_prefix);
-    let allowed = buckets
-        .iter()
-        .any(|rule| matches(&rule.name, &request.bucket_name) && prefix.starts_with(&rule.prefix));
-    if !allowed {
+    let allowed = |bucket: &str, prefix: &str| {
+        let prefix = solace_codec::normalized_prefix(prefix);
+        buckets
+            .iter()
+            .any(|rule| matches(&rule.name, bucket) && prefix.starts_with(&rule.prefix))
+    };
+    if !allowed(&request.bucket_name, &request.bucket_prefix) {
         return Some(format!(
             "bucket {:?} with prefix {:?} is not in this deployment's allowed buckets",
             request.bucket_name, request.bucket_prefix
         ));
+    }
+    // A convert writes its copy elsewhere: that place is allowed too, or nothing is written.
+    if let (Some(bucket), Some(prefix)) = (&request.to_bucket_name, &request.to_bucket_prefix) {
+        if !allowed(bucket, prefix) {
+            return Some(format!(
+                "to-bucket {bucket:?} with prefix {prefix:?} is not in this deployment's allowed buckets"
+            ));
+        }
     }
     None
 }
@@ -152,6 +162,8 @@ mod tests {
             create_table_write_capacity: None,
             create_table_skip_indexes: false,
             method: None,
+            to_bucket_name: None,
+            to_bucket_prefix: None,
         }
     }
 

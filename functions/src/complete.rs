@@ -20,7 +20,7 @@ pub async fn record_if_done<S: Services>(
     task_id: &str,
     request: &Request,
 ) -> Result<(), Error> {
-    if request.action != Action::Backup {
+    if !matches!(request.action, Action::Backup | Action::Convert) {
         return Ok(());
     }
     let table = ctx.config.status_table(request.action);
@@ -29,6 +29,9 @@ pub async fn record_if_done<S: Services>(
     };
     if !task.is_done() {
         return Ok(());
+    }
+    if request.action == Action::Convert {
+        return convert_manifests(ctx, task_id, request, &task).await;
     }
     let record = Completion {
         format: Completion::FORMAT,
@@ -66,5 +69,40 @@ pub async fn record_if_done<S: Services>(
         failed = task.failed,
         "backup complete: record written"
     );
+    Ok(())
+}
+
+/// A convert that every segment completed gets its export manifests
+/// (docs/export.md#convert), written like the completion record: by whoever counted last,
+/// and again by a redelivery if that one died first. A convert with a failed segment gets
+/// none: its copy is not an export, and its status says why.
+async fn convert_manifests<S: Services>(
+    ctx: &Context<S>,
+    task_id: &str,
+    request: &Request,
+    task: &crate::status::TaskStatus,
+) -> Result<(), Error> {
+    let Some((to_bucket, folder)) = request.convert_folder(task_id) else {
+        return Ok(());
+    };
+    if !task.succeeded() {
+        return Ok(());
+    }
+    let dest = ctx.services.bucket(&request.bucket_region, to_bucket);
+    let retrier = solace_pipeline::Retrier::new(
+        ctx.backup.retry,
+        tokio::time::Instant::now() + std::time::Duration::from_secs(120),
+    );
+    let export_time = task.created_at.clone().unwrap_or_default();
+    let files = solace_pipeline::convert::write_manifests(
+        &dest,
+        to_bucket,
+        &folder,
+        &export_time,
+        &retrier,
+    )
+    .await
+    .map_err(|e| Error::Internal(format!("writing the export manifests: {e}")))?;
+    info!(files, "convert complete: export manifests written");
     Ok(())
 }

@@ -302,7 +302,8 @@ impl Config {
     /// The work queue of `action`'s segments: the one place that picks a queue.
     pub fn work_queue(&self, action: Action) -> &str {
         match action {
-            Action::Backup => &self.backup_queue_url,
+            // The backup function converts: it reads and writes the data buckets.
+            Action::Backup | Action::Convert => &self.backup_queue_url,
             // The restore function verifies: it has the reading half of a restore's rights.
             Action::Restore | Action::Verify => &self.restore_queue_url,
         }
@@ -311,7 +312,7 @@ impl Config {
     /// The status table of `action`'s tasks.
     pub fn status_table(&self, action: Action) -> &str {
         match action {
-            Action::Backup => &self.backup_status_table,
+            Action::Backup | Action::Convert => &self.backup_status_table,
             Action::Restore | Action::Verify => &self.restore_status_table,
         }
     }

@@ -13,6 +13,8 @@ pub enum Action {
     Backup,
     Restore,
     Verify,
+    /// Write a copy of a Solace backup in the DynamoDB Export layout (docs/export.md#convert).
+    Convert,
 }
 
 impl Action {
@@ -21,6 +23,37 @@ impl Action {
             Action::Backup => "backup",
             Action::Restore => "restore",
             Action::Verify => "verify",
+            Action::Convert => "convert",
+        }
+    }
+}
+
+/// The fields of a convert request: a backup's place and where its export copy goes (the
+/// same bucket region), no table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ConvertFields {
+    pub action: Action,
+    pub total_segments: u32,
+    pub bucket_region: String,
+    pub bucket_name: String,
+    pub bucket_prefix: String,
+    pub to_bucket_name: String,
+    pub to_bucket_prefix: String,
+}
+
+impl From<ConvertFields> for Request {
+    fn from(c: ConvertFields) -> Self {
+        Request {
+            to_bucket_name: Some(c.to_bucket_name),
+            to_bucket_prefix: Some(c.to_bucket_prefix),
+            ..Request::from(VerifyFields {
+                action: c.action,
+                total_segments: c.total_segments,
+                bucket_region: c.bucket_region,
+                bucket_name: c.bucket_name,
+                bucket_prefix: c.bucket_prefix,
+            })
         }
     }
 }
@@ -56,6 +89,8 @@ impl From<VerifyFields> for Request {
             create_table_write_capacity: None,
             create_table_skip_indexes: false,
             method: None,
+            to_bucket_name: None,
+            to_bucket_prefix: None,
         }
     }
 }
@@ -105,6 +140,11 @@ pub struct Request {
     /// Backup only: how the table is read (absent: `scan`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<Method>,
+    /// Convert only: where the export copy goes (in `bucket-region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_bucket_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_bucket_prefix: Option<String>,
 }
 
 /// How a backup reads its table (docs/export.md#backup-by-export).
@@ -153,6 +193,14 @@ impl Request {
         }
     }
 
+    /// A convert's export folder (docs/export.md#convert): `(bucket, prefix)`, the prefix
+    /// `<to-bucket-prefix>AWSDynamoDB/<task-id>/`. `None` for any other action.
+    pub fn convert_folder(&self, task_id: &str) -> Option<(&str, String)> {
+        let bucket = self.to_bucket_name.as_deref()?;
+        let prefix = solace_codec::normalized_prefix(self.to_bucket_prefix.as_deref()?);
+        Some((bucket, format!("{prefix}AWSDynamoDB/{task_id}/")))
+    }
+
     /// Whether this is a backup by DynamoDB export.
     pub fn by_export(&self) -> bool {
         self.method == Some(Method::Export)
@@ -175,6 +223,8 @@ pub enum Checkpoint {
     Restore(RestoreCheckpoint),
     /// A backup by export waiting for its export.
     Export(ExportCheckpoint),
+    /// A convert: the next batch to write as a data file.
+    Convert(RestoreCheckpoint),
 }
 
 /// One segment's work: sent by the request function, continued by the worker before its

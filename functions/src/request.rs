@@ -22,7 +22,7 @@ use tracing::{error, info};
 use crate::context::{Context, Services};
 use crate::error::Error;
 use crate::function::Function;
-use crate::message::{Action, BillingMode, Request, SegmentMessage, VerifyFields};
+use crate::message::{Action, BillingMode, ConvertFields, Request, SegmentMessage, VerifyFields};
 use crate::queues::{MAX_BATCH, Queues};
 use crate::status::CancelOutcome;
 use crate::status::{self, StatusStore};
@@ -60,6 +60,8 @@ pub enum InvalidRequest {
         "method export: the export is one DynamoDB job, run as one segment: total-segments must be 1, got {0}"
     )]
     ExportSegments(u32),
+    #[error("convert: {0}")]
+    ToBucket(String),
 }
 
 /// Checks a request body against docs/request.md#validation. The error names what was wrong.
@@ -70,11 +72,23 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
         return Err(InvalidRequest::NotAnObject);
     }
     let fields = |e: serde_json::Error| InvalidRequest::Fields(e.to_string());
-    let request: Request = if value.get("action").and_then(|a| a.as_str()) == Some("verify") {
+    let action = value.get("action").and_then(|a| a.as_str());
+    let request: Request = if action == Some("verify") {
         serde_json::from_value::<VerifyFields>(value)
             .map_err(fields)?
             .into()
+    } else if action == Some("convert") {
+        serde_json::from_value::<ConvertFields>(value)
+            .map_err(fields)?
+            .into()
     } else {
+        for field in ["to-bucket-name", "to-bucket-prefix"] {
+            if value.get(field).is_some() {
+                return Err(InvalidRequest::Fields(format!(
+                    "unknown field `{field}`: only a convert takes it"
+                )));
+            }
+        }
         // Backup and restore name their table: without one it is a missing field.
         for field in ["table-region", "table-name"] {
             if value.get(field).is_none() {
@@ -89,9 +103,30 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
             got: request.total_segments,
         });
     }
-    if request.action != Action::Verify {
+    if !matches!(request.action, Action::Verify | Action::Convert) {
         check_region("table-region", &request.table_region)?;
         check_table_name(&request.table_name)?;
+    }
+    if let (Some(name), Some(prefix)) = (&request.to_bucket_name, &request.to_bucket_prefix) {
+        check_bucket_name(name).map_err(|e| match e {
+            InvalidRequest::BucketName { name, why } => InvalidRequest::ToBucket(format!(
+                "to-bucket-name {name:?} is not an S3 bucket name: {why}"
+            )),
+            other => other,
+        })?;
+        if prefix.len() > 512 || prefix.starts_with('/') {
+            return Err(InvalidRequest::ToBucket(
+                "to-bucket-prefix must be at most 512 bytes and not start with `/`".into(),
+            ));
+        }
+        let from = solace_codec::normalized_prefix(&request.bucket_prefix);
+        let to = solace_codec::normalized_prefix(prefix);
+        if *name == request.bucket_name && (to.starts_with(&from) || from.starts_with(&to)) {
+            return Err(InvalidRequest::ToBucket(format!(
+                "to-bucket-prefix {prefix:?} overlaps the backup's bucket-prefix {:?}: the copy goes beside the backup, not inside it",
+                request.bucket_prefix
+            )));
+        }
     }
     check_region("bucket-region", &request.bucket_region)?;
     check_bucket_name(&request.bucket_name)?;
@@ -369,6 +404,7 @@ async fn process<S: Services>(
         (None, Action::Restore | Action::Verify) => {
             admit_restore(ctx, &task_id, &request, &bucket, stop_at).await
         }
+        (None, Action::Convert) => admit_convert(&request, &bucket).await,
         (None, Action::Backup) => admit_backup(ctx, &task_id, &request, &bucket, &created_at).await,
     };
     let notes = match admitted {
@@ -1067,6 +1103,92 @@ async fn create_destination<S: Services>(
     }
 }
 
+/// ImportTable reads at most this many data files; a convert writes one per batch.
+pub const MAX_EXPORT_FILES: u64 = 50_000;
+
+/// A convert (docs/export.md#convert) copies a complete Solace backup: its manifest, its
+/// completion record with no failed segment, and a segment marker per segment, whose batches
+/// (one data file each) number at most [`MAX_EXPORT_FILES`].
+async fn admit_convert<O: Objects>(request: &Request, bucket: &O) -> Result<Vec<String>, Refused> {
+    let name = &request.bucket_name;
+    let prefix = &request.bucket_prefix;
+    let read = |key: String| async move {
+        bucket
+            .get(&key)
+            .await
+            .map_err(|e| refused(name, format!("cannot read {key}"), e))
+    };
+    let manifest_key = solace_codec::manifest_key(prefix);
+    let manifest = read(manifest_key.clone()).await?.ok_or_else(|| {
+        Refused::Reject(format!(
+            "no Solace backup at {prefix:?} in bucket {name}: {manifest_key} is missing (a convert copies a backup with a manifest)"
+        ))
+    })?;
+    let manifest = Manifest::from_json(&manifest).map_err(|e| {
+        Refused::Reject(format!(
+            "the backup's manifest {manifest_key} is unreadable: {e}"
+        ))
+    })?;
+    if manifest.method.as_deref() == Some("export") {
+        return Err(Refused::Reject(format!(
+            "the backup at {prefix:?} is a backup by export: its data files are in the Export layout already ({})",
+            solace_codec::export_record_key(prefix)
+        )));
+    }
+    if manifest.total_segments != request.total_segments {
+        return Err(Refused::Reject(format!(
+            "total-segments is {} but the backup at {manifest_key} was made with {}",
+            request.total_segments, manifest.total_segments
+        )));
+    }
+    let completion_key = solace_codec::completion_key(prefix);
+    let complete = read(completion_key.clone())
+        .await?
+        .map(|b| Completion::from_json(&b));
+    match complete {
+        Some(Ok(c)) if c.failed_segments == 0 => {}
+        Some(Ok(c)) => {
+            return Err(Refused::Reject(format!(
+                "the backup at {prefix:?} is not complete: {} of its {} segments failed; a convert copies only a complete backup",
+                c.failed_segments, c.total_segments
+            )));
+        }
+        Some(Err(e)) => {
+            return Err(Refused::Reject(format!(
+                "the backup's completion record {completion_key} is unreadable: {e}"
+            )));
+        }
+        None => {
+            return Err(Refused::Reject(format!(
+                "the backup at {prefix:?} is not complete: it has no completion record; a convert copies only a complete backup"
+            )));
+        }
+    }
+    let mut files = 0u64;
+    for segment in 0..request.total_segments {
+        let key = solace_codec::segment_marker_key(prefix, solace_codec::SegmentId(segment));
+        let marker = read(key.clone()).await?.ok_or_else(|| {
+            Refused::Reject(format!("the backup's segment marker {key} is missing"))
+        })?;
+        let marker = solace_pipeline::SegmentMarker::from_json(&marker).map_err(|e| {
+            Refused::Reject(format!(
+                "the backup's segment marker {key} is unreadable: {e}"
+            ))
+        })?;
+        files += marker.batches;
+    }
+    if files > MAX_EXPORT_FILES {
+        return Err(Refused::Reject(format!(
+            "the backup has {files} batches, and a convert writes one data file per batch: ImportTable reads at most {MAX_EXPORT_FILES}"
+        )));
+    }
+    Ok(vec![format!(
+        "convert: {files} data files to s3://{}/{}",
+        request.to_bucket_name.as_deref().unwrap_or_default(),
+        request.to_bucket_prefix.as_deref().unwrap_or_default()
+    )])
+}
+
 /// The number of `0x…` segment folders directly under `prefix`.
 pub async fn segment_folders<O: Objects>(bucket: &O, prefix: &str) -> Result<u64, StoreError> {
     let prefix = solace_codec::normalized_prefix(prefix);
@@ -1350,6 +1472,47 @@ mod tests {
         assert_eq!(
             validate(&restore.to_string(), 10),
             Err(InvalidRequest::BackupOnly("method"))
+        );
+    }
+
+    #[test]
+    fn a_convert_names_its_copy_elsewhere_and_only_a_convert_does() {
+        let convert = |to_bucket: &str, to_prefix: &str| {
+            serde_json::json!({"action": "convert", "total-segments": 2,
+                "bucket-region": "eu-west-1", "bucket-name": "backups", "bucket-prefix": "orders/",
+                "to-bucket-name": to_bucket, "to-bucket-prefix": to_prefix})
+            .to_string()
+        };
+        let ok = validate(&convert("backups", "exports/"), 10).expect("valid");
+        assert_eq!(
+            ok.convert_folder("t-1"),
+            Some(("backups", "exports/AWSDynamoDB/t-1/".to_owned()))
+        );
+        assert!(
+            validate(&convert("other", "orders/"), 10).is_ok(),
+            "another bucket"
+        );
+        for (bucket, prefix) in [
+            ("backups", "orders/copy/"),
+            ("backups", ""),
+            ("backups", "orders"),
+        ] {
+            let err = validate(&convert(bucket, prefix), 10).expect_err("overlaps");
+            assert!(err.to_string().contains("overlaps"), "{prefix:?}: {err}");
+        }
+        let err = validate(&convert("Bad_Bucket", "x/"), 10).expect_err("bad name");
+        assert!(err.to_string().contains("to-bucket-name"), "{err}");
+        let backup = serde_json::json!({"action": "backup", "total-segments": 1,
+            "table-region": "us-east-1", "table-name": "orders", "bucket-region": "eu-west-1",
+            "bucket-name": "backups", "bucket-prefix": "p/", "to-bucket-name": "x"});
+        let err = validate(&backup.to_string(), 10).expect_err("a backup takes no to-bucket");
+        assert!(err.to_string().contains("to-bucket-name"), "{err}");
+        let with_table = serde_json::json!({"action": "convert", "total-segments": 1,
+            "table-name": "orders", "bucket-region": "eu-west-1", "bucket-name": "backups",
+            "bucket-prefix": "p/", "to-bucket-name": "x1x", "to-bucket-prefix": ""});
+        assert!(
+            validate(&with_table.to_string(), 10).is_err(),
+            "a convert names no table"
         );
     }
 

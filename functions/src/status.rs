@@ -275,6 +275,14 @@ pub fn mismatches(task: &TaskStatus, request: &Request, segment: u32) -> Vec<&'s
         ("table-name", recorded.table_name == request.table_name),
         ("method", recorded.by_export() == request.by_export()),
         (
+            "to-bucket-name",
+            recorded.to_bucket_name == request.to_bucket_name,
+        ),
+        (
+            "to-bucket-prefix",
+            recorded.to_bucket_prefix == request.to_bucket_prefix,
+        ),
+        (
             "bucket-region",
             recorded.bucket_region == request.bucket_region,
         ),
@@ -348,6 +356,14 @@ pub fn task_item(
     }
     if let Some(m) = request.method {
         item.insert("method".to_owned(), s(m.as_str()));
+    }
+    for (field, value) in [
+        ("to-bucket-name", &request.to_bucket_name),
+        ("to-bucket-prefix", &request.to_bucket_prefix),
+    ] {
+        if let Some(v) = value {
+            item.insert(field.to_owned(), s(v));
+        }
     }
     if let Some(r) = request.retention() {
         item.insert("retention-mode".to_owned(), s(r.mode.as_str()));
@@ -988,6 +1004,8 @@ pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {
                 Some(m) => Some(serde_json::from_value(m.into()).ok()?),
                 None => None,
             },
+            to_bucket_name: text("to-bucket-name"),
+            to_bucket_prefix: text("to-bucket-prefix"),
         })
     })();
     TaskStatus {

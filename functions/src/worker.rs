@@ -20,6 +20,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use solace_codec::SegmentId;
 use solace_codec::sdk::SdkItem;
+use solace_pipeline::convert::convert_segment;
 use solace_pipeline::export_backup::{EXPORT_POLL, ExportCheckpoint, backup_by_export};
 use solace_pipeline::{
     BackupCheckpoint, BackupConfig, ErrorKind, Gated, Outcome, PipelineError, Progress,
@@ -48,7 +49,7 @@ pub async fn handle<S: Services>(
         .checked_sub(ctx.config.deadline_margin)
         .unwrap_or_else(Instant::now);
     let function = match action {
-        Action::Backup => Function::Backup,
+        Action::Backup | Action::Convert => Function::Backup,
         Action::Restore | Action::Verify => Function::Restore,
     };
     records::each_concurrently(function, event, |record| async move {
@@ -168,7 +169,8 @@ async fn process<S: Services>(
     records::record_task(&message.task_id, Some(message.segment));
     // The restore function also verifies (a restore that writes no table).
     let runs_here = message.request.action == action
-        || (action == Action::Restore && message.request.action == Action::Verify);
+        || (action == Action::Restore && message.request.action == Action::Verify)
+        || (action == Action::Backup && message.request.action == Action::Convert);
     if !runs_here {
         error!(
             "a {} message on the {} queue dropped",
@@ -280,6 +282,40 @@ async fn process<S: Services>(
                     progressed: (checkpoint.export_arn != from.export_arn)
                         .then_some(Checkpoint::Export(checkpoint)),
                     error,
+                },
+            }
+        }
+        (None | Some(Checkpoint::Convert(_)), Action::Convert) => {
+            let from = match &message.checkpoint {
+                Some(Checkpoint::Convert(c)) => c.clone(),
+                _ => RestoreCheckpoint::default(),
+            };
+            let start = from.next_batch;
+            match req.convert_folder(&message.task_id) {
+                Some((to_bucket, folder)) => {
+                    let dest = ctx.services.bucket(&req.bucket_region, to_bucket);
+                    let result = convert_segment(
+                        &*bucket,
+                        &dest,
+                        &job,
+                        &folder,
+                        &ctx.restore,
+                        from,
+                        stop_at,
+                        &progress,
+                    )
+                    .await;
+                    run_of(
+                        result,
+                        |c: &RestoreCheckpoint| c.next_batch,
+                        |c| (c.items, c.bytes),
+                        Checkpoint::Convert,
+                        start,
+                    )
+                }
+                None => Run::Failed {
+                    error: PipelineError::Internal("a convert message names no to-bucket".into()),
+                    progressed: None,
                 },
             }
         }

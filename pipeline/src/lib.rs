@@ -29,6 +29,7 @@ pub mod aws;
 mod aws_error;
 mod aws_schema;
 pub mod backup;
+pub mod convert;
 pub mod export_backup;
 pub mod fence;
 pub mod progress;
