@@ -274,6 +274,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The least work a simulated invocation must have time for after the deadline margin.
+const MIN_WORK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `--lambda-timeout-secs` must leave time to work once the deadline margin is kept, or every
+/// segment message goes back unrun until it is dead-lettered.
+fn check_lambda_timeout(
+    timeout: std::time::Duration,
+    margin: std::time::Duration,
+) -> anyhow::Result<()> {
+    if timeout < margin + MIN_WORK {
+        anyhow::bail!(
+            "--lambda-timeout-secs {} leaves no time to work: segments stop SOLACE_DEADLINE_MARGIN_MS ({} ms) before the timeout, and need {} s more; raise the timeout to at least {} s or lower the margin",
+            timeout.as_secs(),
+            margin.as_millis(),
+            MIN_WORK.as_secs(),
+            (margin + MIN_WORK).as_secs_f64().ceil()
+        );
+    }
+    Ok(())
+}
+
 async fn local(lambda_timeout_secs: u64, concurrency: usize) -> anyhow::Result<()> {
     use solace_cli::local::{LocalOptions, run, setup};
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -284,12 +305,9 @@ async fn local(lambda_timeout_secs: u64, concurrency: usize) -> anyhow::Result<(
         concurrency,
         ..LocalOptions::default()
     };
-    let (config, queues) = setup(
-        &sdk,
-        &options,
-        solace_functions::config::Config::from_env()?,
-    )
-    .await?;
+    let config = solace_functions::config::Config::from_env()?;
+    check_lambda_timeout(timeout, config.deadline_margin)?;
+    let (config, queues) = setup(&sdk, &options, config).await?;
     for (name, url) in &queues.urls {
         tracing::info!(queue = name, url = %url, "queue ready");
     }
@@ -318,4 +336,23 @@ async fn local(lambda_timeout_secs: u64, concurrency: usize) -> anyhow::Result<(
     let _ = stop.send(true);
     runner.await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn a_lambda_timeout_within_the_deadline_margin_is_refused() {
+        let margin = Duration::from_secs(30);
+        let err = super::check_lambda_timeout(Duration::from_secs(20), margin)
+            .expect_err("20 s with a 30 s margin");
+        let text = err.to_string();
+        assert!(
+            text.contains("--lambda-timeout-secs 20") && text.contains("at least 35 s"),
+            "{text}"
+        );
+        assert!(super::check_lambda_timeout(Duration::from_secs(35), margin).is_ok());
+        assert!(super::check_lambda_timeout(Duration::from_secs(60), margin).is_ok());
+    }
 }

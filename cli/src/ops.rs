@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use solace_codec::layout::{Completion, Manifest};
 use solace_functions::message::{Action, Request};
 use solace_functions::request::{segment_folders, validate};
-use solace_functions::status::{DynamoStatus, StatusStore, TaskStatus, task_status};
+use solace_functions::status::{DynamoStatus, ERROR_SAMPLE, StatusStore, TaskStatus, task_status};
 use solace_pipeline::Objects;
 use solace_pipeline::aws::S3Objects;
 
@@ -582,12 +582,19 @@ impl Ops {
         let watch = Watch::new(action.as_str(), self.json);
         watch.waiting("waiting for the request function to take it");
         let mut polls = 0u64;
+        let mut unsampled = 0u32;
         loop {
             match status.read_task(&table, id).await.map_err(status_error)? {
                 Some(s) => {
                     let mut view = View::of(id, s);
                     view.expected = expected;
-                    if view.status.is_done() && !self.recorded(action, id, &view.status).await? {
+                    let s = &view.status;
+                    // A failed segment's reason is sampled onto the task item just after its
+                    // count (docs/status.md#segment-errors): a few polls let it arrive.
+                    let sampled = (s.errors.len() as u64) >= s.failed.min(ERROR_SAMPLE);
+                    if s.is_done() && !sampled && unsampled < 25 {
+                        unsampled += 1;
+                    } else if s.is_done() && !self.recorded(action, id, s).await? {
                         // Counted, but the completion record is not there yet: the function
                         // that counted the last segment writes it next (or its redelivered
                         // message does), and until then the backup is not complete.

@@ -861,6 +861,27 @@ async fn restore_with_create_table_brings_a_lost_table_back_with_its_schema() {
     assert!(lean.global_secondary_indexes.is_empty() && lean.local_secondary_indexes.is_empty());
     assert_eq!(lean.time_to_live, before.time_to_live);
 
+    // An on-demand source (the deployment's own, empty): DescribeTable reports a throughput of
+    // 0 for it, which CreateTable refuses; the created table is on demand, with no throughput.
+    let od_url = format!("s3://{}/on-demand/", d.bucket);
+    let b = solace(
+        &d.stack,
+        &format!("backup --table {} --to {od_url} --wait", d.source),
+    )
+    .await;
+    assert_eq!(b.code, 0, "{b:?}");
+    let od = unique_name("dst");
+    let r = solace(
+        &d.stack,
+        &format!("restore --from {od_url} --table {od} --create-table --wait"),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let od = described(od).await;
+    assert_eq!(od.billing_mode, "PAY_PER_REQUEST");
+    assert_eq!(od.provisioned_throughput, None);
+    assert_eq!(od.key(), described(d.source.clone()).await.key());
+
     // A created table restored into again is an existing table: refused as not empty.
     let again = solace(
         &d.stack,

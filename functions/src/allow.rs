@@ -218,6 +218,17 @@ mod tests {
             check(&request(Action::Verify, "", "backups", "orders/")),
             None
         );
+        // A convert names no table, and its copy's place must be allowed too.
+        let convert = |to_bucket: &str, to_prefix: &str| Request {
+            to_bucket_name: Some(to_bucket.into()),
+            to_bucket_prefix: Some(to_prefix.into()),
+            ..request(Action::Convert, "", "backups", "orders/a/")
+        };
+        assert_eq!(check(&convert("backups", "orders/exports/")), None);
+        let reason = check(&convert("backups", "payroll/")).unwrap_or_default();
+        assert!(reason.contains("to-bucket"), "{reason:?}");
+        let reason = check(&convert("elsewhere", "orders/")).unwrap_or_default();
+        assert!(reason.contains("to-bucket"), "{reason:?}");
         // No lists at all: nothing is allowed.
         let none = refusal(
             None,

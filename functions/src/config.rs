@@ -192,6 +192,10 @@ fn json<T: serde::de::DeserializeOwned>(
 /// The longest retention a backup may ask for (100 years).
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
+/// The largest `SOLACE_BATCH_BYTES`: a batch closes on the first scan page boundary past it,
+/// and a page is at most 1 MiB, so its batches stay within the restore decoder's cap.
+pub const MAX_BATCH_BYTES: usize = solace_codec::batch::DEFAULT_MAX_INFLATED - (1 << 20);
+
 /// Every setting any function reads; each function uses its own part.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -238,6 +242,7 @@ impl Config {
     }
 
     /// Reads the variables from `lookup` (a variable's value by name); blank is unset.
+    /// Settings that cannot work are refused with the reason.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let config = Config {
@@ -294,6 +299,16 @@ impl Config {
                 name: "SOLACE_BATCH_BYTES",
                 value: "0".into(),
                 reason: "must be positive".into(),
+            });
+        }
+        if config.batch_bytes > MAX_BATCH_BYTES {
+            return Err(ConfigError {
+                name: "SOLACE_BATCH_BYTES",
+                value: config.batch_bytes.to_string(),
+                reason: format!(
+                    "must be at most {MAX_BATCH_BYTES}: a batch may pass it by one scan page (1 MiB), and a restore refuses batches that inflate past {} bytes, so a larger batch could never be restored",
+                    solace_codec::batch::DEFAULT_MAX_INFLATED
+                ),
             });
         }
         Ok(config)
@@ -376,6 +391,20 @@ mod tests {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_ne!(config, defaults, "{name} changes nothing");
         }
+    }
+
+    #[test]
+    fn batches_too_large_to_restore_are_refused() {
+        let with = |bytes: usize| {
+            Config::from_lookup(move |n| (n == "SOLACE_BATCH_BYTES").then(|| bytes.to_string()))
+        };
+        assert_eq!(
+            with(MAX_BATCH_BYTES).expect("the largest").batch_bytes,
+            MAX_BATCH_BYTES
+        );
+        let err = with(MAX_BATCH_BYTES + 1).expect_err("one byte more");
+        assert_eq!(err.name, "SOLACE_BATCH_BYTES");
+        assert!(err.reason.contains("could never be restored"), "{err}");
     }
 
     #[test]

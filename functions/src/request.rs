@@ -1232,12 +1232,7 @@ async fn reject<S: Services>(
     if ctx.config.rejected_queue_url.is_empty() {
         return Ok(());
     }
-    let record = serde_json::json!({
-        "task-id": task_id,
-        "reason": reason,
-        "request": body,
-        "rejected-at": rejected_at,
-    });
+    let record = rejection_record(task_id, reason, body, &rejected_at);
     ctx.services
         .queues()
         .send(&ctx.config.rejected_queue_url, record.to_string())
@@ -1246,6 +1241,36 @@ async fn reject<S: Services>(
             what: "recording the rejection",
             source,
         })
+}
+
+/// The most of a rejected body its record keeps (docs/request.md#rejected-requests): even all
+/// escaped (`\u0000`, 6 bytes each) it stays far inside SQS's 256 KiB message limit.
+pub const REJECTED_BODY_KEPT: usize = 16 << 10;
+
+/// The most of a reason a record keeps.
+const REJECTED_REASON_KEPT: usize = 4 << 10;
+
+/// The rejected-requests queue's record of a rejection: the body's first
+/// [`REJECTED_BODY_KEPT`] bytes (cut at a character), its size and SHA-256, so the record
+/// always fits in a message whatever was sent.
+pub fn rejection_record(task_id: &str, reason: &str, body: &str, rejected_at: &str) -> String {
+    let cut = |s: &str, max: usize| -> String {
+        let mut end = s.len().min(max);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_owned()
+    };
+    serde_json::json!({
+        "task-id": cut(task_id, 256),
+        "reason": cut(reason, REJECTED_REASON_KEPT),
+        "request": cut(body, REJECTED_BODY_KEPT),
+        "request-bytes": body.len(),
+        "request-sha256": solace_pipeline::sha256_hex(body.as_bytes()),
+        "request-truncated": body.len() > REJECTED_BODY_KEPT,
+        "rejected-at": rejected_at,
+    })
+    .to_string()
 }
 
 /// Segments claimed and sent at a time (docs/status.md#fan-out).
@@ -1446,6 +1471,38 @@ mod tests {
             let err = validate(&body, 10).expect_err(&body).to_string();
             assert!(err.contains(reason), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn a_rejection_record_fits_in_a_message_whatever_the_body() {
+        // 255 KiB of control characters: 6 bytes each once escaped.
+        let body = "\u{1}".repeat(255 << 10);
+        let record = rejection_record("id", &"r".repeat(300 << 10), &body, "2026-01-01T00:00:00Z");
+        assert!(record.len() < 200 << 10, "{} bytes", record.len());
+        let v: serde_json::Value = serde_json::from_str(&record).expect("JSON");
+        assert_eq!(v["request-bytes"], body.len());
+        assert_eq!(v["request-truncated"], true);
+        assert_eq!(
+            v["request-sha256"],
+            solace_pipeline::sha256_hex(body.as_bytes())
+        );
+        assert_eq!(
+            v["request"].as_str().map(str::len),
+            Some(REJECTED_BODY_KEPT)
+        );
+        // Cut at a character, never inside one.
+        let wide = "é".repeat(REJECTED_BODY_KEPT);
+        let record = rejection_record("id", "r", &wide, "t");
+        let v: serde_json::Value = serde_json::from_str(&record).expect("JSON");
+        let kept = v["request"].as_str().expect("a string");
+        assert!(kept.len() <= REJECTED_BODY_KEPT && wide.starts_with(kept));
+        // A small body is kept whole.
+        let v: serde_json::Value =
+            serde_json::from_str(&rejection_record("id", "r", "{}", "t")).expect("JSON");
+        assert_eq!(
+            (v["request"].as_str(), v["request-truncated"].as_bool()),
+            (Some("{}"), Some(false))
+        );
     }
 
     #[test]

@@ -52,6 +52,16 @@ pub async fn handle<S: Services>(
         Action::Backup | Action::Convert => Function::Backup,
         Action::Restore | Action::Verify => Function::Restore,
     };
+    let invocation = deadline.saturating_duration_since(Instant::now());
+    if invocation <= ctx.config.deadline_margin {
+        // Every message would go back unrun until it is dead-lettered: say why, loudly.
+        error!(
+            invocation_ms = invocation.as_millis() as u64,
+            deadline_margin_ms = ctx.config.deadline_margin.as_millis() as u64,
+            "no segment can run: the invocation is not longer than SOLACE_DEADLINE_MARGIN_MS; raise the function's timeout or lower the margin"
+        );
+        metrics::emit(function.name(), &[("InvocationsTooShort", 1.0)]);
+    }
     records::each_concurrently(function, event, |record| async move {
         if Instant::now() >= stop_at {
             // No time left to start: SQS hands it out again.
