@@ -328,7 +328,7 @@ fn assert_exact(label: &str, s: &TaskStatus, segments: u64, items: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_rejected_with_their_reason_and_fan_out_nothing() {
     let w = world(60).await;
-    assert!(bad_requests(&w).await >= 30);
+    assert!(bad_requests(&w).await >= 60);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1220,6 +1220,111 @@ async fn bad_requests(w: &World) -> usize {
             json!({"action": "cancel", "task-id": "no-such-task"}).to_string(),
             "no such task",
         ),
+        // The wider catalogue: text that is not what it looks like, sizes at and past every
+        // limit, types that are almost right.
+        ("null".into(), "JSON object"),
+        ("{}".into(), "missing field `table-region`"),
+        (
+            good.to_string()
+                .replacen('{', "{\"action\": \"restore\", ", 1),
+            "duplicate field `action`",
+        ),
+        (with("bucket-prefix", json!("a/../b/")), "`..` segment"),
+        (with("bucket-prefix", json!("./")), "`..` segment"),
+        (
+            with("bucket-prefix", json!("bad\u{0}nul/")),
+            "control characters",
+        ),
+        (
+            with("bucket-prefix", json!("tab\there/")),
+            "control characters",
+        ),
+        (
+            with("bucket-prefix", json!("p".repeat(513))),
+            "longer than 512 bytes",
+        ),
+        (
+            with("bucket-prefix", json!("é".repeat(257))),
+            "longer than 512 bytes",
+        ),
+        (
+            with("table-region", json!("us-east-1".repeat(20_000))),
+            "not an AWS region",
+        ),
+        (with("table-region", json!("us-east-1 ")), "not an AWS region"),
+        (with("table-name", json!("src\u{0}x")), "not a DynamoDB table name"),
+        (
+            with("table-name", json!("ｓｒｃ-fullwidth")),
+            "not a DynamoDB table name",
+        ),
+        (
+            with("bucket-name", json!("bkt-\u{0430}lias")),
+            "not an S3 bucket name",
+        ),
+        (with("bucket-name", json!("bkt..x")), "not an S3 bucket name"),
+        (with("bucket-name", json!("-bkt")), "not an S3 bucket name"),
+        (with("total-segments", json!(2.0)), "invalid type"),
+        (with("total-segments", json!(-0.0)), "invalid type"),
+        (with("total-segments", json!(u64::MAX)), "invalid value"),
+        (
+            good.to_string()
+                .replace("\"total-segments\":2", "\"total-segments\":18446744073709551616"),
+            "invalid type",
+        ),
+        (with("total-segments", json!(null)), "invalid type"),
+        (with("total-segments", json!([2])), "invalid type"),
+        (with("action", json!({"backup": true})), "invalid type"),
+        (with("action", json!("BACKUP")), "unknown variant `BACKUP`"),
+        (
+            r#"{"action":"backup","bucket-prefix":"\ud800"}"#.into(),
+            "hex escape",
+        ),
+        (with("retention-days", json!("5")), "invalid type"),
+        (
+            with("retention-mode", json!("FOREVER")),
+            "unknown variant `FOREVER`",
+        ),
+        (
+            with("create-table", json!(true)),
+            "create-table is a restore field",
+        ),
+        (with("method", json!("copy")), "unknown variant `copy`"),
+        (with("to-bucket-name", json!("x")), "only a convert takes it"),
+        (
+            with("pad", json!("x".repeat(250_000))),
+            "unknown field `pad`",
+        ),
+        (
+            json!({"action": "verify", "total-segments": 2, "bucket-region": REGION,
+                "bucket-name": w.bucket, "bucket-prefix": "bad/", "table-name": w.source})
+            .to_string(),
+            "unknown field `table-name`",
+        ),
+        (
+            json!({"action": "cancel", "task-id": "a#b"}).to_string(),
+            "task-id",
+        ),
+        (
+            json!({"action": "cancel", "task-id": "x", "table-name": "y"}).to_string(),
+            "unknown field `table-name`",
+        ),
+        (
+            json!({"action": "convert", "total-segments": 2, "bucket-region": REGION,
+                "bucket-name": w.bucket, "bucket-prefix": "bad/",
+                "to-bucket-name": w.bucket, "to-bucket-prefix": "bad/copy/"})
+            .to_string(),
+            "overlaps",
+        ),
+        // Every field at its largest, and a table outside the allow-lists.
+        (
+            json!({"action": "backup", "total-segments": 64,
+                "table-region": "us-gov-west-255", "table-name": "p".repeat(255),
+                "bucket-region": "us-gov-west-255", "bucket-name": format!("bkt-{}", "a".repeat(59)),
+                "bucket-prefix": "q".repeat(512), "retention-mode": "GOVERNANCE",
+                "retention-days": 36_500})
+            .to_string(),
+            "not in this deployment's allowed tables",
+        ),
     ];
     // A restore whose segment count differs from the backup's manifest.
     let id = local.send(&good).await.expect("sent");
@@ -1298,14 +1403,23 @@ async fn bad_requests(w: &World) -> usize {
                 .expect("delete");
         }
     }
-    for ((body, expected), id) in catalog.iter().zip(&ids) {
-        let reason = reasons
-            .get(id)
-            .unwrap_or_else(|| panic!("no rejection for {body}"));
-        assert!(
-            reason.contains(expected),
-            "{body}: {reason:?} should say {expected:?}"
-        );
+    // Every wrong reason at once, each body cut short.
+    let wrong: Vec<String> = catalog
+        .iter()
+        .zip(&ids)
+        .filter_map(|((body, expected), id)| {
+            let shown: String = body.chars().take(120).collect();
+            match reasons.get(id) {
+                None => Some(format!("no rejection for {shown}")),
+                Some(r) if !r.contains(expected) => {
+                    Some(format!("{shown}: {r:?} should say {expected:?}"))
+                }
+                Some(_) => None,
+            }
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    for ((body, _), id) in catalog.iter().zip(&ids) {
         for table in [
             &local.ctx.config.backup_status_table,
             &local.ctx.config.restore_status_table,

@@ -62,6 +62,8 @@ pub enum InvalidRequest {
     ExportSegments(u32),
     #[error("convert: {0}")]
     ToBucket(String),
+    #[error("{0} {1}")]
+    PrefixText(&'static str, &'static str),
 }
 
 /// Checks a request body against docs/request.md#validation. The error names what was wrong.
@@ -71,6 +73,7 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
     if !value.is_object() {
         return Err(InvalidRequest::NotAnObject);
     }
+    check_duplicate_fields(body)?;
     let fields = |e: serde_json::Error| InvalidRequest::Fields(e.to_string());
     let action = value.get("action").and_then(|a| a.as_str());
     let request: Request = if action == Some("verify") {
@@ -135,6 +138,10 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
     }
     if request.bucket_prefix.starts_with('/') {
         return Err(InvalidRequest::Prefix("must not start with `/`"));
+    }
+    check_prefix_text("bucket-prefix", &request.bucket_prefix)?;
+    if let Some(to) = &request.to_bucket_prefix {
+        check_prefix_text("to-bucket-prefix", to)?;
     }
     if request.action != Action::Backup {
         for (field, on) in [
@@ -246,6 +253,65 @@ fn check_create_table(request: &Request) -> Result<(), InvalidRequest> {
     Ok(())
 }
 
+/// A value as a reason quotes it: its first 100 characters, so a huge field does not make a
+/// huge reason (or log line).
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(100) {
+        Some((at, _)) => format!("{}…", &value[..at]),
+        None => value.to_owned(),
+    }
+}
+
+/// Refuses a JSON object that names a field twice: a JSON reader keeps one of the two
+/// (serde_json the last), so the request would not mean what its sender may have read.
+fn check_duplicate_fields(body: &str) -> Result<(), InvalidRequest> {
+    use serde::de::{Deserializer as _, Error as _, IgnoredAny, MapAccess, Visitor};
+    struct Fields;
+    impl<'de> Visitor<'de> for Fields {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(A::Error::custom(format!(
+                        "duplicate field `{}`",
+                        shown(&key)
+                    )));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(body);
+    de.deserialize_map(Fields)
+        .map_err(|e| InvalidRequest::Fields(e.to_string()))
+}
+
+/// A prefix's characters: no control characters (NUL included), and no `.` or `..` path
+/// segment, which S3's consoles and many tools resolve as a path.
+fn check_prefix_text(field: &'static str, prefix: &str) -> Result<(), InvalidRequest> {
+    if prefix.chars().any(char::is_control) {
+        return Err(InvalidRequest::PrefixText(
+            field,
+            "must not hold control characters",
+        ));
+    }
+    if prefix
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(InvalidRequest::PrefixText(
+            field,
+            "must not have a `.` or `..` segment",
+        ));
+    }
+    Ok(())
+}
+
 /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-7`…
 pub fn check_region(field: &'static str, region: &str) -> Result<(), InvalidRequest> {
     let parts: Vec<&str> = region.split('-').collect();
@@ -263,7 +329,7 @@ pub fn check_region(field: &'static str, region: &str) -> Result<(), InvalidRequ
     } else {
         Err(InvalidRequest::Region {
             field,
-            value: region.to_owned(),
+            value: shown(region),
         })
     }
 }
@@ -276,14 +342,14 @@ pub fn check_table_name(name: &str) -> Result<(), InvalidRequest> {
     if ok {
         Ok(())
     } else {
-        Err(InvalidRequest::TableName(name.to_owned()))
+        Err(InvalidRequest::TableName(shown(name)))
     }
 }
 
 pub fn check_bucket_name(name: &str) -> Result<(), InvalidRequest> {
     let bad = |why: &'static str| {
         Err(InvalidRequest::BucketName {
-            name: name.to_owned(),
+            name: shown(name),
             why,
         })
     };
@@ -1471,6 +1537,46 @@ mod tests {
             let err = validate(&body, 10).expect_err(&body).to_string();
             assert!(err.contains(reason), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn duplicate_fields_odd_prefixes_and_huge_values_are_refused_with_short_reasons() {
+        let backup = serde_json::json!({"action": "backup", "total-segments": 1,
+            "table-region": "us-east-1", "table-name": "orders", "bucket-region": "eu-west-1",
+            "bucket-name": "backups", "bucket-prefix": "p/"});
+        let twice = backup
+            .to_string()
+            .replacen('{', "{\"table-name\": \"payroll\", ", 1);
+        let err = validate(&twice, 10).expect_err("a field named twice");
+        assert!(
+            err.to_string().contains("duplicate field `table-name`"),
+            "{err}"
+        );
+        let with_prefix = |p: &str| {
+            let mut b = backup.clone();
+            b["bucket-prefix"] = p.into();
+            validate(&b.to_string(), 10)
+        };
+        for p in ["a/../b", "..", "./x/", "x/./", "nul\u{0}", "line\nbreak/"] {
+            assert!(
+                matches!(
+                    with_prefix(p),
+                    Err(InvalidRequest::PrefixText("bucket-prefix", _))
+                ),
+                "{p:?}"
+            );
+        }
+        for p in ["a..b/", ".hidden/", "x/.../", "é/", ""] {
+            assert!(with_prefix(p).is_ok(), "{p:?}");
+        }
+        let mut huge = backup.clone();
+        huge["table-region"] = "us-east-1".repeat(10_000).into();
+        let err = validate(&huge.to_string(), 10).expect_err("not a region");
+        assert!(
+            err.to_string().len() < 300,
+            "{} bytes",
+            err.to_string().len()
+        );
     }
 
     #[test]

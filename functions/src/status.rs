@@ -946,8 +946,9 @@ pub fn rejection_item_key(task_id: &str) -> String {
 /// (the separator of segment and rejection item keys).
 pub fn check_task_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.chars().count() > 256 || id.contains('#') {
+        let shown: String = id.chars().take(100).collect();
         return Err(format!(
-            "task-id {id:?} is not a task id (1-256 characters, no `#`)"
+            "task-id {shown:?} is not a task id (1-256 characters, no `#`)"
         ));
     }
     Ok(())
