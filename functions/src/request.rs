@@ -188,6 +188,13 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
     if request.by_export() && request.total_segments != 1 {
         return Err(InvalidRequest::ExportSegments(request.total_segments));
     }
+    if request.by_export() && request.retention().is_some() {
+        // DynamoDB writes the export's data files, with no Object Lock retention of ours: the
+        // backup would claim a lock its data does not have.
+        return Err(InvalidRequest::Retention(
+            "method export: DynamoDB writes the export's data files and sets no retention on them; use the bucket's default Object Lock retention instead".into(),
+        ));
+    }
     Ok(request)
 }
 
@@ -1626,6 +1633,15 @@ mod tests {
         assert_eq!(
             validate(&backup(4, "export"), 10),
             Err(InvalidRequest::ExportSegments(4))
+        );
+        let mut locked: serde_json::Value =
+            serde_json::from_str(&backup(1, "export")).expect("JSON");
+        locked["retention-mode"] = "COMPLIANCE".into();
+        locked["retention-days"] = 30.into();
+        let err = validate(&locked.to_string(), 10).expect_err("a lock the data would not have");
+        assert!(
+            err.to_string().contains("default Object Lock retention"),
+            "{err}"
         );
         let unknown = validate(&backup(1, "copy"), 10).expect_err("unknown method");
         assert!(unknown.to_string().contains("copy"), "{unknown}");
