@@ -134,11 +134,19 @@ impl AwsServices {
     pub fn new(sdk: SdkConfig, config: &Config) -> Self {
         let sqs = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(&sdk)
+                .timeout_config(solace_pipeline::aws::timeouts(
+                    &sdk,
+                    solace_pipeline::aws::SQS_FIRST_BYTE,
+                ))
                 .interceptor(Recorder::current())
                 .build(),
         );
         let status = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .timeout_config(solace_pipeline::aws::timeouts(
+                    &sdk,
+                    solace_pipeline::aws::DYNAMODB_FIRST_BYTE,
+                ))
                 .interceptor(Recorder::current())
                 .build(),
         );

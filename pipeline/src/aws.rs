@@ -2,13 +2,17 @@
 //!
 //! The SDK's own retries are turned off for these clients: the pipeline's [`crate::retry`]
 //! is the one retry policy (backoff with jitter, a budget, deadline-aware), so a throttle is
-//! not retried three times by the SDK inside each of our attempts.
+//! not retried three times by the SDK inside each of our attempts. Every client has a read
+//! timeout ([`timeouts`]): a call whose answer never comes fails and is retried.
+
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{PutRequest, ReturnConsumedCapacity, WriteRequest};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
 use bytes::Bytes;
 use solace_codec::sdk::SdkItem;
 
@@ -17,11 +21,45 @@ use crate::store::{
     Table, WriteResult, sha256_hex,
 };
 
+/// How long a DynamoDB call may wait for the first byte of its response (a 1 MB scan page or
+/// a 25-item write is answered in well under a second; a call that hangs is retried).
+pub const DYNAMODB_FIRST_BYTE: Duration = Duration::from_secs(10);
+
+/// How long an S3 call may wait for the first byte of its response, the upload of its body
+/// included (a batch of the largest allowed size at a few tens of MB/s).
+pub const S3_FIRST_BYTE: Duration = Duration::from_secs(60);
+
+/// How long an SQS call may wait for the first byte of its response: past the 20 s of a
+/// long-polling ReceiveMessage.
+pub const SQS_FIRST_BYTE: Duration = Duration::from_secs(30);
+
+/// The SDK's connect timeout, which the project keeps.
+const CONNECT: Duration = Duration::from_millis(3100);
+
+/// The timeouts of a client: those `config` sets (a test's shorter ones), and otherwise the
+/// SDK's connect timeout and a `first_byte` read timeout. Without a read timeout the SDK
+/// waits for an answer forever, and a connection that stalls stalls the invocation until
+/// Lambda kills it.
+pub fn timeouts(config: &SdkConfig, first_byte: Duration) -> TimeoutConfig {
+    let mut timeouts = config
+        .timeout_config()
+        .cloned()
+        .unwrap_or_else(|| TimeoutConfig::builder().build());
+    timeouts.take_defaults_from(
+        &TimeoutConfig::builder()
+            .connect_timeout(CONNECT)
+            .read_timeout(first_byte)
+            .build(),
+    );
+    timeouts
+}
+
 /// A DynamoDB client for `region`, from the standard settings in `config`.
 pub fn dynamodb_client(config: &SdkConfig, region: &str) -> aws_sdk_dynamodb::Client {
     let conf = aws_sdk_dynamodb::config::Builder::from(config)
         .region(aws_config::Region::new(region.to_owned()))
         .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts(config, DYNAMODB_FIRST_BYTE))
         .build();
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
@@ -32,6 +70,7 @@ pub fn s3_client(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(config)
         .region(aws_config::Region::new(region.to_owned()))
         .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts(config, S3_FIRST_BYTE))
         .force_path_style(config.endpoint_url().is_some())
         .build();
     aws_sdk_s3::Client::from_conf(conf)
@@ -690,6 +729,34 @@ pub async fn wait_table_active(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_client_gets_a_read_timeout_unless_its_config_sets_one() {
+        let plain = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let t = timeouts(&plain, S3_FIRST_BYTE);
+        assert_eq!(t.read_timeout(), Some(S3_FIRST_BYTE));
+        assert_eq!(t.connect_timeout(), Some(CONNECT));
+        let client = dynamodb_client(&plain, "us-east-1");
+        assert_eq!(
+            client
+                .config()
+                .timeout_config()
+                .and_then(|t| t.read_timeout()),
+            Some(DYNAMODB_FIRST_BYTE)
+        );
+        let short = SdkConfig::builder()
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .read_timeout(Duration::from_millis(500))
+                    .build(),
+            )
+            .build();
+        let t = timeouts(&short, S3_FIRST_BYTE);
+        assert_eq!(t.read_timeout(), Some(Duration::from_millis(500)), "kept");
+        assert_eq!(t.connect_timeout(), Some(CONNECT), "filled in");
+    }
 
     #[test]
     fn a_scan_body_becomes_item_ranges_a_start_key_and_its_capacity() {
