@@ -56,7 +56,9 @@ locals {
   data_bucket_account_ids = length(var.data_bucket_account_ids) > 0 ? var.data_bucket_account_ids : distinct(compact([local.account_id, var.expected_bucket_owner]))
 }
 
-# Plan-time warnings for settings that deploy but misbehave.
+# Plan-time warnings for settings that deploy but misbehave. Settings that cannot work at all
+# (a deadline margin that leaves no time in the timeouts, a batch size past the decoder's cap)
+# are refused by the variables' validations instead (project-vars.tf).
 check "event_source_concurrency_fits_reservation" {
   assert {
     condition = alltrue([
@@ -73,12 +75,5 @@ check "dead_letter_retention_outlasts_source" {
   assert {
     condition     = var.dlq_message_retention_seconds > var.queue_message_retention_seconds
     error_message = "dlq_message_retention_seconds should exceed queue_message_retention_seconds: a dead-lettered message keeps its original enqueue time and would expire early."
-  }
-}
-
-check "deadline_margin_fits_timeouts" {
-  assert {
-    condition     = var.deadline_margin_ms < 1000 * min(var.backup_timeout_seconds, var.restore_timeout_seconds)
-    error_message = "deadline_margin_ms must be shorter than the backup and restore timeouts, or no work fits in an invocation."
   }
 }

@@ -285,15 +285,21 @@ variable "max_segments" {
   default     = 1000
 
   validation {
-    condition     = var.max_segments >= 1 && var.max_segments <= 1000000
-    error_message = "max_segments must be 1..1000000 (DynamoDB's parallel scan allows up to 1000000 segments)."
+    condition     = var.max_segments >= 1 && var.max_segments <= 1000000 && floor(var.max_segments) == var.max_segments
+    error_message = "max_segments must be a whole number, 1..1000000 (DynamoDB's parallel scan allows up to 1000000 segments)."
   }
 }
 
 variable "batch_bytes" {
-  description = "SOLACE_BATCH_BYTES: target uncompressed size of one backup batch object (bytes)."
+  description = "SOLACE_BATCH_BYTES: target uncompressed size of one backup batch object (bytes), at most 267386880 (255 MiB)."
   type        = number
   default     = 8388608 # 8 MiB
+
+  validation {
+    # MAX_BATCH_BYTES in functions/src/config.rs: the backup function refuses more at start.
+    condition     = var.batch_bytes >= 1 && var.batch_bytes <= 267386880 && floor(var.batch_bytes) == var.batch_bytes
+    error_message = "batch_bytes is ${var.batch_bytes}: it must be a whole number of bytes, 1..267386880 (255 MiB). A batch may pass it by one scan page (1 MiB) and a restore refuses a batch that inflates past 256 MiB, so the backup function refuses a larger setting at start."
+  }
 }
 
 variable "compression_level" {
@@ -302,15 +308,27 @@ variable "compression_level" {
   default     = 6
 
   validation {
-    condition     = var.compression_level >= 0 && var.compression_level <= 9
-    error_message = "compression_level must be 0..9."
+    condition     = var.compression_level >= 0 && var.compression_level <= 9 && floor(var.compression_level) == var.compression_level
+    error_message = "compression_level must be a whole number, 0..9."
   }
 }
 
 variable "deadline_margin_ms" {
-  description = "SOLACE_DEADLINE_MARGIN_MS: backup/restore stop this long before the Lambda deadline and continue the segment in a new message."
+  description = "SOLACE_DEADLINE_MARGIN_MS: backup/restore stop this long before the Lambda deadline and continue the segment in a new message. The margin plus 5 s of work must fit in backup_timeout_seconds and in restore_timeout_seconds."
   type        = number
   default     = 30000
+
+  validation {
+    condition     = var.deadline_margin_ms >= 0 && floor(var.deadline_margin_ms) == var.deadline_margin_ms
+    error_message = "deadline_margin_ms is ${var.deadline_margin_ms}: it must be a whole number of milliseconds, 0 or more (the backup and restore functions refuse anything else at start)."
+  }
+  validation {
+    # The rule `solace local` applies to its --lambda-timeout-secs (check_lambda_timeout in
+    # cli/src/main.rs): an invocation shorter than the margin plus 5 s runs no segment, and
+    # every segment message goes back unrun until it is dead-lettered.
+    condition     = var.deadline_margin_ms + 5000 <= 1000 * var.backup_timeout_seconds && var.deadline_margin_ms + 5000 <= 1000 * var.restore_timeout_seconds
+    error_message = "deadline_margin_ms (${var.deadline_margin_ms} ms) plus 5000 ms of work must fit in both backup_timeout_seconds (${var.backup_timeout_seconds} s) and restore_timeout_seconds (${var.restore_timeout_seconds} s): deadline_margin_ms + 5000 <= 1000 * timeout. Otherwise no segment runs and every segment message goes back unrun until it is dead-lettered; lower the margin or raise the timeouts."
+  }
 }
 
 variable "redrive_limit" {
@@ -319,8 +337,8 @@ variable "redrive_limit" {
   default     = 3
 
   validation {
-    condition     = var.redrive_limit >= 0
-    error_message = "redrive_limit must be >= 0."
+    condition     = var.redrive_limit >= 0 && var.redrive_limit <= 4294967295 && floor(var.redrive_limit) == var.redrive_limit
+    error_message = "redrive_limit must be a whole number, 0..4294967295 (the redrive function refuses anything else at start)."
   }
 }
 

@@ -752,6 +752,78 @@ fn the_request_function_and_the_roles_enforce_the_same_allow_lists() {
     }
 }
 
+/// The `validation` blocks of `variable`: each condition and error message as written, with
+/// no white space in the condition.
+fn validations(tf: &Module, variable: &str) -> Vec<(String, String)> {
+    let block = tf
+        .blocks()
+        .iter()
+        .find(|b| {
+            b.identifier.as_str() == "variable"
+                && b.labels.first().map(|l| l.as_str()) == Some(variable)
+        })
+        .unwrap_or_else(|| panic!("variable {variable}"));
+    let text = |body: &syntax::Body, key: &str| {
+        attr(body, key)
+            .and_then(|e| syntax::format::to_string(e).ok())
+            .unwrap_or_default()
+    };
+    block
+        .body
+        .blocks()
+        .filter(|b| b.identifier.as_str() == "validation")
+        .map(|v| {
+            let condition: String = text(&v.body, "condition")
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            (condition, text(&v.body, "error_message"))
+        })
+        .collect()
+}
+
+/// Settings the functions cannot work with are refused at plan time by a validation, not
+/// merely warned about by a `check` block: a deadline margin that leaves no time in the
+/// backup or restore timeout, and a batch size past the decoder's cap.
+#[test]
+fn settings_that_cannot_work_are_refused_by_validations() {
+    let tf = load();
+    // The rule `solace local` applies to its timeout (cli's check_lambda_timeout): the margin
+    // plus 5 s of work fits in the invocation, for both functions that keep the margin.
+    let margin = validations(&tf, "deadline_margin_ms");
+    for timeout in ["backup_timeout_seconds", "restore_timeout_seconds"] {
+        let rule = format!("var.deadline_margin_ms+5000<=1000*var.{timeout}");
+        assert!(
+            margin
+                .iter()
+                .any(|(condition, message)| condition.contains(&rule)
+                    && message.contains(timeout)
+                    && message.contains("deadline_margin_ms + 5000 <= 1000 * timeout")),
+            "deadline_margin_ms: a validation requires {rule} and names {timeout}: {margin:#?}"
+        );
+    }
+    let warned = tf
+        .blocks()
+        .iter()
+        .filter(|b| b.identifier.as_str() == "check");
+    for check in warned {
+        let text = syntax::to_string(&check.body).expect("a check block as text");
+        assert!(
+            !text.contains("var.deadline_margin_ms"),
+            "check {:?} only warns about deadline_margin_ms: its validation refuses it",
+            check.labels
+        );
+    }
+    let cap = format!("var.batch_bytes<={}", config::MAX_BATCH_BYTES);
+    assert!(
+        validations(&tf, "batch_bytes")
+            .iter()
+            .any(|(condition, message)| condition.contains(&cap)
+                && message.contains(&config::MAX_BATCH_BYTES.to_string())),
+        "batch_bytes: a validation requires {cap} (config::MAX_BATCH_BYTES)"
+    );
+}
+
 #[test]
 fn no_role_may_scan_or_write_a_status_table_as_data() {
     let tf = load();
