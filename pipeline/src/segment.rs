@@ -80,6 +80,16 @@ pub enum PipelineError {
     },
     #[error("batch {key} is unreadable: {source}")]
     Decode { key: String, source: DecodeError },
+    #[error("{key} is {size} bytes, more than a restore reads of it: {limit} bytes, {why}")]
+    ObjectTooLarge {
+        key: String,
+        /// Bytes of the body.
+        size: u64,
+        /// The most a restore reads of it (`restore::download_cap`).
+        limit: u64,
+        /// Where the limit comes from.
+        why: String,
+    },
     #[error("segment folder {folder} has no batch 0x0 (missing segment)")]
     MissingSegment { folder: String },
     #[error(
