@@ -1482,3 +1482,167 @@ async fn bad_requests(w: &World) -> usize {
     local.stop().await;
     catalog.len()
 }
+
+/// How long a client waits for an answer in [`faults`]: the proxy's delays are longer.
+const FAULT_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Scenario: every AWS call the functions make goes through the fault proxy, which faults 10%
+/// of each service's calls with every kind of fault (throttles, 500, 503, resets before and
+/// after the request took effect, answers past the read timeout, bodies cut short). The same
+/// backup and restore run first with the proxy passing everything, then faulted: both exact,
+/// and the faulted run takes at most twice the invocations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_on_every_aws_call_leave_backups_and_restores_exact() {
+    use solace_testkit::faults::{FaultProxy, Plan, Service};
+    let w = world(1500).await;
+    let proxy = FaultProxy::start(
+        solace_testkit::Emulator::shared().endpoint(),
+        Plan::uniform(0x5eed, 0.10, FAULT_READ_TIMEOUT * 2),
+    )
+    .await
+    .expect("the fault proxy starts");
+    let through_proxy = proxy.sdk_config(REGION, FAULT_READ_TIMEOUT).await;
+    let opts = LocalOptions {
+        // A message whose ReceiveMessage answer is lost is received again after the
+        // visibility timeout; faults make that common, so allow more receives.
+        max_receive_count: 6,
+        ..options()
+    };
+    let stats = opts.stats.clone();
+    let config = Config {
+        // About 2 s of work per 10 s invocation: several continuations per segment (so the
+        // invocation count is large enough for a ratio), and 4 s of grace for the retries
+        // of a call in flight at the stop.
+        deadline_margin: Duration::from_secs(8),
+        scan_page_limit: Some(50),
+        batch_bytes: 32 << 10,
+        write_capacity_limit: None,
+        ..config("flt")
+    };
+    init_logs();
+    let opts = LocalOptions {
+        queue_prefix: "flt-".into(),
+        ..opts
+    };
+    let local = Running::start(&through_proxy, opts, config)
+        .await
+        .expect("solace local starts");
+    // Requests are sent and statuses read past the proxy: the operator's side is not tested
+    // here (a request sent twice is two tasks).
+    let direct = sdk().await;
+    let invocations = || {
+        [
+            Function::Request,
+            Function::Backup,
+            Function::Restore,
+            Function::Redrive,
+        ]
+        .map(|f| stats.invocations(f))
+        .iter()
+        .sum::<usize>()
+    };
+
+    // Fault-free: the baseline.
+    let backup = run_past(&direct, &local, &w, "backup", &w.source, "clean/").await;
+    let target = unique_name("dst");
+    create_table(&w.dynamodb, &target).await.expect("target");
+    let restore = run_past(&direct, &local, &w, "restore", &target, "clean/").await;
+    assert_exact("fault-free backup", &backup, 4, 1500);
+    assert_exact("fault-free restore", &restore, 4, 1500);
+    assert_equal_tables(&w, &target).await;
+    let clean = invocations();
+
+    // The same under faults.
+    proxy.set_active(true);
+    let backup = run_past(&direct, &local, &w, "backup", &w.source, "faulted/").await;
+    let target = unique_name("dst");
+    create_table(&w.dynamodb, &target).await.expect("target");
+    let restore = run_past(&direct, &local, &w, "restore", &target, "faulted/").await;
+    proxy.set_active(false);
+    let faulted = invocations() - clean;
+    assert_no_canary(&local).await;
+    local.stop().await;
+    eprintln!(
+        "fault proxy:\n{}invocations: fault-free {clean}, faulted {faulted}",
+        proxy.report()
+    );
+    assert_exact("faulted backup", &backup, 4, 1500);
+    assert_exact("faulted restore", &restore, 4, 1500);
+    assert_equal_tables(&w, &target).await;
+    assert!(
+        faulted <= 2 * clean,
+        "faults cost {faulted} invocations against {clean} without them"
+    );
+    let counts = proxy.counts();
+    for fault in solace_testkit::Fault::ALL {
+        assert!(
+            counts.get(&fault).is_some_and(|&n| n > 0),
+            "no {fault:?} injected: {counts:?}"
+        );
+    }
+    let seen = proxy.seen();
+    let injected = proxy.injected();
+    for service in [Service::DynamoDb, Service::S3, Service::Sqs] {
+        let calls: u64 = seen
+            .iter()
+            .filter(|(c, _)| c.service == service)
+            .map(|(_, n)| n)
+            .sum();
+        let faulted = injected
+            .iter()
+            .filter(|i| i.call.service == service)
+            .count() as u64;
+        assert!(
+            calls >= 50 && faulted * 20 >= calls,
+            "{service:?}: {faulted} of {calls} calls faulted, fewer than 5%"
+        );
+    }
+}
+
+/// Sends a 4-segment `action` of `table` at `prefix` and waits for it (a backup, for its
+/// completion record too), all through `direct`: past any proxy.
+async fn run_past(
+    direct: &SdkConfig,
+    local: &Running,
+    w: &World,
+    action: &str,
+    table: &str,
+    prefix: &str,
+) -> TaskStatus {
+    let body = request(action, 4, table, &w.bucket, prefix, REGION);
+    let id = solace_testkit::sqs_client(direct)
+        .send_message()
+        .queue_url(local.queues.url(solace_cli::local::REQUEST_QUEUE))
+        .message_body(body.to_string())
+        .send()
+        .await
+        .expect("sent")
+        .message_id
+        .expect("an id");
+    let status = solace_functions::status::DynamoStatus::new(aws_sdk_dynamodb::Client::new(direct));
+    let table = match action {
+        "backup" => &local.ctx.config.backup_status_table,
+        _ => &local.ctx.config.restore_status_table,
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let s = status.read_task(table, &id).await.expect("status");
+        assert!(std::time::Instant::now() < end, "task {id} not done: {s:?}");
+        if let Some(s) = s.filter(TaskStatus::is_done) {
+            let key = solace_codec::completion_key(prefix);
+            let recorded = action != "backup"
+                || !s.succeeded()
+                || s3_client(direct)
+                    .head_object()
+                    .bucket(&w.bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .is_ok();
+            if recorded {
+                return s;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

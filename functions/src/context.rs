@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
+use aws_smithy_types::retry::RetryConfig;
 use solace_codec::EncoderConfig;
 use solace_codec::SegmentId;
 use solace_pipeline::aws::{DynamoTable, Encryption, S3Objects};
@@ -71,10 +72,12 @@ impl<S: Services> Context<S> {
                 level: config.compression_level,
             },
             read_capacity_per_second: config.read_capacity_limit,
+            retry: retry_policy(&config),
             ..BackupConfig::default()
         };
         let restore = RestoreConfig {
             write_capacity_per_second: config.write_capacity_limit,
+            retry: retry_policy(&config),
             ..RestoreConfig::default()
         };
         Arc::new(Context {
@@ -101,19 +104,41 @@ impl<S: Services> Context<S> {
     }
 }
 
+/// The pipeline's retries, which may finish a call in flight during the first half of the
+/// deadline margin (docs/settings.md#deadline-margin).
+fn retry_policy(config: &Config) -> solace_pipeline::RetryPolicy {
+    solace_pipeline::RetryPolicy {
+        grace: config.deadline_margin / 2,
+        ..solace_pipeline::RetryPolicy::default()
+    }
+}
+
 /// A data client for the function whose handler is running, if any: the pipeline runs some
 /// calls on tasks it spawns, outside the handler's [`operations::scope`], so the client
 /// carries the function itself. One function per Lambda process: one client per region.
 type Cache<C> = Mutex<HashMap<(String, Option<Function>), C>>;
 
-fn data_client<C: Clone>(cache: &Cache<C>, region: &str, build: impl FnOnce(Recorder) -> C) -> C {
+fn data_client<C: Clone>(
+    cache: &Cache<C>,
+    region: &str,
+    build: impl FnOnce(Recorder, Option<RetryConfig>) -> C,
+) -> C {
     let function = operations::current();
     cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .entry((region.to_owned(), function))
-        .or_insert_with(|| build(Recorder::for_function(function)))
+        .or_insert_with(|| build(Recorder::for_function(function), sdk_retries(function)))
         .clone()
+}
+
+/// The SDK retries a function's data clients keep. The backup and restore pipelines wrap
+/// every call in their own retry policy (docs/pipeline.md#retries), so theirs are off; the
+/// request function's calls (describing tables, reading markers, writing the manifest) are
+/// single admin calls outside any pipeline, and keep the SDK's standard retries: without
+/// them one throttle or lost reply would hand the whole request back to its queue.
+fn sdk_retries(function: Option<Function>) -> Option<RetryConfig> {
+    (function == Some(Function::Request)).then(|| RetryConfig::standard().with_max_attempts(5))
 }
 
 /// DynamoDB, S3 and SQS through the AWS SDK.
@@ -172,11 +197,13 @@ impl AwsServices {
 
     /// The S3 client for `region`.
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
-        data_client(&self.s3, region, |recorder| {
+        data_client(&self.s3, region, |recorder, retries| {
             let client = solace_pipeline::aws::s3_client(&self.sdk, region);
-            aws_sdk_s3::Client::from_conf(
-                client.config().to_builder().interceptor(recorder).build(),
-            )
+            let mut conf = client.config().to_builder().interceptor(recorder);
+            if let Some(retries) = retries {
+                conf = conf.retry_config(retries);
+            }
+            aws_sdk_s3::Client::from_conf(conf.build())
         })
     }
 }
@@ -189,11 +216,13 @@ impl Services for AwsServices {
     type Fence = DynamoFence;
 
     fn table(&self, region: &str, name: &str) -> DynamoTable {
-        let client = data_client(&self.dynamodb, region, |recorder| {
+        let client = data_client(&self.dynamodb, region, |recorder, retries| {
             let client = solace_pipeline::aws::dynamodb_client(&self.sdk, region);
-            aws_sdk_dynamodb::Client::from_conf(
-                client.config().to_builder().interceptor(recorder).build(),
-            )
+            let mut conf = client.config().to_builder().interceptor(recorder);
+            if let Some(retries) = retries {
+                conf = conf.retry_config(retries);
+            }
+            aws_sdk_dynamodb::Client::from_conf(conf.build())
         });
         DynamoTable::new(client, name).with_page_limit(self.scan_page_limit)
     }

@@ -25,6 +25,12 @@ pub struct RetryPolicy {
     pub budget: u64,
     /// A call that takes longer is abandoned and counts as a transient failure.
     pub call_timeout: Duration,
+    /// How long past its run's stop time a call already started may still be retried: the
+    /// run stops starting work at its deadline, but a batch in flight when a throttle or a
+    /// lost reply meets it is better finished (and the checkpoint moved) than abandoned to a
+    /// redelivery. The functions set half their deadline margin; the other half is left
+    /// for the commit and the continuation.
+    pub grace: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -35,6 +41,7 @@ impl Default for RetryPolicy {
             max_attempts: 12,
             budget: 10_000,
             call_timeout: Duration::from_secs(60),
+            grace: Duration::ZERO,
         }
     }
 }
@@ -87,11 +94,12 @@ pub struct Retrier {
 }
 
 impl Retrier {
-    /// Retries stop at `deadline`: a sleep that would end after it is not started.
+    /// Retries stop at `deadline` plus the policy's grace: a sleep that would end after it is
+    /// not started.
     pub fn new(policy: RetryPolicy, deadline: Instant) -> Self {
         Retrier {
             policy,
-            deadline,
+            deadline: deadline + policy.grace,
             spent: Arc::new(AtomicU64::new(0)),
             progress: None,
         }
