@@ -21,11 +21,11 @@ pub async fn handle<S: Services>(ctx: &Context<S>, event: SqsEvent) -> SqsBatchR
 
 async fn process<S: Services>(ctx: &Context<S>, record: SqsMessage) -> Result<(), Error> {
     let body = record.body.as_deref().unwrap_or_default();
-    let message: SegmentMessage = match serde_json::from_str(body) {
+    let message = match crate::message::parse_segment_message(body) {
         Ok(m) => m,
-        Err(e) => {
-            // The body is not logged: it may hold key values.
-            error!(bytes = body.len(), error = %e, "unreadable dead letter dropped");
+        Err(u) => {
+            // Neither the body nor a value from it is logged: it may hold key values.
+            error!(reason = %u.reason, bytes = u.bytes, sha256 = %u.sha256, "unreadable dead letter dropped");
             return Ok(());
         }
     };

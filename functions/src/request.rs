@@ -22,7 +22,10 @@ use tracing::{error, info};
 use crate::context::{Context, Services};
 use crate::error::Error;
 use crate::function::Function;
-use crate::message::{Action, BillingMode, ConvertFields, Request, SegmentMessage, VerifyFields};
+use crate::message::{
+    Action, BillingMode, ConvertFields, Request, SegmentMessage, Unreadable, VerifyFields,
+    json_error_reason,
+};
 use crate::queues::{MAX_BATCH, Queues};
 use crate::status::CancelOutcome;
 use crate::status::{self, StatusStore};
@@ -68,13 +71,13 @@ pub enum InvalidRequest {
 
 /// Checks a request body against docs/request.md#validation. The error names what was wrong.
 pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest> {
-    let value: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| InvalidRequest::NotJson(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| InvalidRequest::NotJson(json_error_reason(&e, QUOTED)))?;
     if !value.is_object() {
         return Err(InvalidRequest::NotAnObject);
     }
     check_duplicate_fields(body)?;
-    let fields = |e: serde_json::Error| InvalidRequest::Fields(e.to_string());
+    let fields = |e: serde_json::Error| InvalidRequest::Fields(json_error_reason(&e, QUOTED));
     let action = value.get("action").and_then(|a| a.as_str());
     let request: Request = if action == Some("verify") {
         serde_json::from_value::<VerifyFields>(value)
@@ -260,10 +263,13 @@ fn check_create_table(request: &Request) -> Result<(), InvalidRequest> {
     Ok(())
 }
 
-/// A value as a reason quotes it: its first 100 characters, so a huge field does not make a
-/// huge reason (or log line).
+/// The most of a value a reason quotes, in characters.
+const QUOTED: usize = 100;
+
+/// A value as a reason quotes it: its first [`QUOTED`] characters, so a huge field does not
+/// make a huge reason (or log line).
 fn shown(value: &str) -> String {
-    match value.char_indices().nth(100) {
+    match value.char_indices().nth(QUOTED) {
         Some((at, _)) => format!("{}…", &value[..at]),
         None => value.to_owned(),
     }
@@ -295,7 +301,7 @@ fn check_duplicate_fields(body: &str) -> Result<(), InvalidRequest> {
     }
     let mut de = serde_json::Deserializer::from_str(body);
     de.deserialize_map(Fields)
-        .map_err(|e| InvalidRequest::Fields(e.to_string()))
+        .map_err(|e| InvalidRequest::Fields(json_error_reason(&e, QUOTED)))
 }
 
 /// A prefix's characters: no control characters (NUL included), and no `.` or `..` path
@@ -410,13 +416,38 @@ struct CancelFields {
     task_id: String,
 }
 
+/// The task id a cancel request names, or why it is rejected.
+pub(crate) fn parse_cancel(body: &str) -> Result<String, String> {
+    let fields: CancelFields = serde_json::from_str(body)
+        .map_err(|e| format!("bad request: {}", json_error_reason(&e, QUOTED)))?;
+    status::check_task_id(&fields.task_id)?;
+    Ok(fields.task_id)
+}
+
 /// The request function's own continuation of a fan-out (docs/status.md#fan-out).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct FanOutFields {
-    action: String,
-    task_id: String,
-    request: Request,
+pub(crate) struct FanOutFields {
+    pub(crate) action: String,
+    pub(crate) task_id: String,
+    pub(crate) request: Request,
+}
+
+impl FanOutFields {
+    pub(crate) fn to_json(&self) -> Result<String, Error> {
+        serde_json::to_string(self).map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+/// Reads a fan-out continuation; anything else (a task id the status tables cannot hold
+/// included) is [`Unreadable`], consumed, as retrying cannot change it.
+pub(crate) fn parse_fan_out(body: &str) -> Result<FanOutFields, Unreadable> {
+    let unreadable =
+        |why: String| Unreadable::new(body, format!("not a fan-out continuation: {why}"));
+    let fields: FanOutFields =
+        serde_json::from_str(body).map_err(|e| unreadable(json_error_reason(&e, QUOTED)))?;
+    status::check_task_id(&fields.task_id).map_err(unreadable)?;
+    Ok(fields)
 }
 
 async fn process<S: Services>(
@@ -520,8 +551,8 @@ async fn send_fan_out<S: Services>(
         action: "fan-out".to_owned(),
         task_id: task_id.to_owned(),
         request: request.clone(),
-    };
-    let body = serde_json::to_string(&body).map_err(|e| Error::Internal(e.to_string()))?;
+    }
+    .to_json()?;
     ctx.services
         .queues()
         .send(&ctx.config.request_queue_url, body)
@@ -538,10 +569,10 @@ async fn continue_fan_out<S: Services>(
     body: &str,
     stop_at: Instant,
 ) -> Result<(), Error> {
-    let fields: FanOutFields = match serde_json::from_str(body) {
+    let fields = match parse_fan_out(body) {
         Ok(f) => f,
-        Err(e) => {
-            error!(error = %e, "unreadable fan-out continuation consumed");
+        Err(u) => {
+            error!(reason = %u.reason, bytes = u.bytes, sha256 = %u.sha256, "unreadable fan-out continuation consumed");
             return Ok(());
         }
     };
@@ -577,14 +608,10 @@ async fn continue_fan_out<S: Services>(
 /// every run of its segments sees it at its next step. Cancelling an unknown or finished
 /// task is rejected with the reason.
 async fn cancel<S: Services>(ctx: &Context<S>, cancel_id: &str, body: &str) -> Result<(), Error> {
-    let fields: CancelFields = match serde_json::from_str(body) {
-        Ok(f) => f,
-        Err(e) => return reject(ctx, cancel_id, body, &format!("bad request: {e}")).await,
+    let id = &match parse_cancel(body) {
+        Ok(id) => id,
+        Err(reason) => return reject(ctx, cancel_id, body, &reason).await,
     };
-    let id = &fields.task_id;
-    if let Err(reason) = status::check_task_id(id) {
-        return reject(ctx, cancel_id, body, &reason).await;
-    }
     let status = ctx.services.status();
     let mut found = None;
     for table in [
@@ -1321,7 +1348,7 @@ async fn reject<S: Services>(
 pub const REJECTED_BODY_KEPT: usize = 16 << 10;
 
 /// The most of a reason a record keeps.
-const REJECTED_REASON_KEPT: usize = 4 << 10;
+pub const REJECTED_REASON_KEPT: usize = 4 << 10;
 
 /// The rejected-requests queue's record of a rejection: the body's first
 /// [`REJECTED_BODY_KEPT`] bytes (cut at a character), its size and SHA-256, so the record
@@ -1583,6 +1610,39 @@ mod tests {
             err.to_string().len() < 300,
             "{} bytes",
             err.to_string().len()
+        );
+    }
+
+    #[test]
+    fn a_json_library_reason_quotes_at_most_100_characters_and_says_what_was_expected() {
+        let backup = serde_json::json!({"action": "backup", "total-segments": 1,
+            "table-region": "us-east-1", "table-name": "orders", "bucket-region": "eu-west-1",
+            "bucket-name": "backups", "bucket-prefix": "p/"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b = backup.clone();
+            b[k] = v;
+            validate(&b.to_string(), 10).expect_err(k).to_string()
+        };
+        let long = with("total-segments", "\u{300}".repeat(50_000).into());
+        assert!(long.chars().count() < 300, "{long}");
+        assert!(
+            long.starts_with("bad request: invalid type: string \"\\u{300}")
+                && long.ends_with("…, expected u32"),
+            "{long}"
+        );
+        assert_eq!(
+            with("action", "delete".into()),
+            "bad request: unknown variant `delete`, expected one of `backup`, `restore`, `verify`, `convert`"
+        );
+        assert_eq!(
+            with("total-segments", 2.5.into()),
+            "bad request: invalid type: floating point `2.5`, expected u32"
+        );
+        let cancel =
+            parse_cancel(r#"{"action": "cancel", "task-id": 12345}"#).expect_err("a number");
+        assert_eq!(
+            cancel,
+            "bad request: invalid type: integer `12345`, expected a string at line 1 column 37"
         );
     }
 

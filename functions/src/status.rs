@@ -942,17 +942,8 @@ pub fn rejection_item_key(task_id: &str) -> String {
     format!("{task_id}#rejected")
 }
 
-/// Whether `id` can be a task id: 1 to 256 characters (an SQS message id is 36), no `#`
-/// (the separator of segment and rejection item keys).
-pub fn check_task_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.chars().count() > 256 || id.contains('#') {
-        let shown: String = id.chars().take(100).collect();
-        return Err(format!(
-            "task-id {shown:?} is not a task id (1-256 characters, no `#`)"
-        ));
-    }
-    Ok(())
-}
+/// Whether `id` can be a task id (kept beside the messages that carry one).
+pub use crate::message::check_task_id;
 
 /// The counters of a status item.
 pub fn task_status(item: &HashMap<String, AttributeValue>) -> TaskStatus {

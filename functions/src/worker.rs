@@ -167,12 +167,12 @@ async fn process<S: Services>(
     stop_at: Instant,
 ) -> Result<(), Error> {
     let body = record.body.as_deref().unwrap_or_default();
-    let message: SegmentMessage = match serde_json::from_str(body) {
+    let message = match crate::message::parse_segment_message(body) {
         Ok(m) => m,
-        Err(e) => {
+        Err(u) => {
             // Not a message this system writes: retrying cannot help, so it is consumed.
-            // The body is not logged: it may hold key values.
-            error!(bytes = body.len(), error = %e, "unreadable segment message dropped");
+            // Neither the body nor a value from it is logged: it may hold key values.
+            error!(reason = %u.reason, bytes = u.bytes, sha256 = %u.sha256, "unreadable segment message dropped");
             return Ok(());
         }
     };

@@ -1469,3 +1469,201 @@ async fn a_fan_out_continuation_naming_another_request_is_consumed_and_sends_not
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().all(|m| m.request.table_name == "orders"));
 }
+
+/// The log of what runs while it is held: every event as one line of JSON.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(logs.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The events logged with `message`, as JSON.
+    fn events(&self, message: &str) -> Vec<serde_json::Value> {
+        let text =
+            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON log line"))
+            .filter(|e| e["fields"]["message"] == message)
+            .collect()
+    }
+}
+
+/// The body of `fixture`'s first record with `changes` made to its JSON.
+fn body_with(fixture_name: &str, changes: &[(&str, serde_json::Value)]) -> String {
+    let body = fixture(fixture_name).records[0]
+        .body
+        .clone()
+        .expect("a body");
+    let mut v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    for (k, value) in changes {
+        v[*k] = value.clone();
+    }
+    v.to_string()
+}
+
+fn event_with_body(fixture_name: &str, body: String) -> SqsEvent {
+    let mut event = fixture(fixture_name);
+    event.records[0].body = Some(body);
+    event
+}
+
+/// A segment message or dead letter that names no task the status tables can hold (empty,
+/// longer than 256 characters, or with the `#` of segment and rejection items) is consumed
+/// as unreadable before any status call: DynamoDB refuses such a key on every call, so the
+/// backup function would hand it back until it was dead-lettered, and the redrive function,
+/// whose queues have no dead-letter queue, until it expired.
+#[tokio::test]
+async fn a_message_whose_task_id_is_no_key_is_consumed_without_a_status_call() {
+    let ctx = context(services_with_items(10));
+    let (logs, _guard) = Logs::capture();
+    for task_id in ["".to_owned(), "x".repeat(257), format!("{BACKUP_TASK}#0x0")] {
+        let segment = body_with(
+            "segment-backup.json",
+            &[("task-id", task_id.clone().into())],
+        );
+        for (function, fixture_name) in [
+            (Function::Backup, "segment-backup.json"),
+            (Function::Redrive, "dead-letter.json"),
+        ] {
+            let event = event_with_body(fixture_name, segment.clone());
+            let response = invoke(&ctx, function, event).await;
+            assert!(failed_ids(&response).is_empty(), "{function:?} consumes it");
+        }
+        // The request function's own continuation of a fan-out, with the same task id.
+        let mut request: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&segment).expect("JSON");
+        for field in ["task-id", "segment", "redrives"] {
+            request.remove(field);
+        }
+        let fan_out =
+            serde_json::json!({"action": "fan-out", "task-id": task_id, "request": request});
+        let event = request_event("3c000000-0000-4000-8000-000000000001", fan_out);
+        let response = invoke(&ctx, Function::Request, event).await;
+        assert!(
+            failed_ids(&response).is_empty(),
+            "the request function consumes it"
+        );
+    }
+    assert_eq!(ctx.services.status.calls("ReadTask"), 0);
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0);
+    for message in [
+        "unreadable segment message dropped",
+        "unreadable dead letter dropped",
+        "unreadable fan-out continuation consumed",
+    ] {
+        let events = logs.events(message);
+        assert_eq!(events.len(), 3, "{message}: {events:?}");
+        for event in events {
+            let reason = event["fields"]["reason"].as_str().expect("a reason");
+            assert!(reason.contains("is not a task id"), "{reason}");
+        }
+    }
+}
+
+/// A continuation whose checkpoint names a key attribute twice does not say where the
+/// segment continues (a reader keeps either): it is consumed as unreadable, and runs nothing.
+#[tokio::test]
+async fn a_continuation_that_names_a_key_attribute_twice_is_consumed_unrun() {
+    let ctx = backed_up(0).await;
+    let writes = ctx.services.status.calls("EndSegment");
+    let body = body_with("segment-backup.json", &[]);
+    let body = format!(
+        "{}, \"checkpoint\": {{\"kind\": \"backup\", \"next-batch\": 1, \"start-key\": {{\"pk\": {{\"S\": \"item-000001\"}}, \"pk\": {{\"S\": \"item-000009\"}}}}}}}}",
+        body.trim_end_matches('}')
+    );
+    let (logs, _guard) = Logs::capture();
+    let response = invoke(
+        &ctx,
+        Function::Backup,
+        event_with_body("segment-backup.json", body),
+    )
+    .await;
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(
+        ctx.services.status.calls("EndSegment"),
+        writes,
+        "nothing counted"
+    );
+    assert_eq!(ctx.services.queues.len(BACKUP_QUEUE), 0, "no continuation");
+    let events = logs.events("unreadable segment message dropped");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let reason = events[0]["fields"]["reason"].as_str().expect("a reason");
+    assert!(
+        reason.starts_with("not a segment message: a key is named twice in one object at line 1"),
+        "{reason}"
+    );
+    assert!(!reason.contains("item-0000"), "{reason}");
+}
+
+/// The log of an unreadable message says why, its size and SHA-256, and no value from it: a
+/// checkpoint carries the key of an item.
+#[tokio::test]
+async fn an_unreadable_message_is_logged_with_its_size_and_hash_and_no_key_value() {
+    let ctx = context(services_with_items(10));
+    let body = body_with(
+        "segment-backup.json",
+        &[(
+            "checkpoint",
+            serde_json::json!({"kind": "backup", "next-batch": 1,
+                "start-key": {"pk": "customer-4111-1111-1111-1111"}}),
+        )],
+    );
+    let (logs, _guard) = Logs::capture();
+    for (function, fixture_name) in [
+        (Function::Backup, "segment-backup.json"),
+        (Function::Redrive, "dead-letter.json"),
+    ] {
+        let event = event_with_body(fixture_name, body.clone());
+        assert!(failed_ids(&invoke(&ctx, function, event).await).is_empty());
+    }
+    let events: Vec<_> = [
+        "unreadable segment message dropped",
+        "unreadable dead letter dropped",
+    ]
+    .iter()
+    .flat_map(|m| logs.events(m))
+    .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for event in events {
+        let fields = &event["fields"];
+        assert_eq!(fields["bytes"], body.len());
+        assert_eq!(
+            fields["sha256"].as_str(),
+            Some(solace_pipeline::sha256_hex(body.as_bytes()).as_str())
+        );
+        let reason = fields["reason"].as_str().expect("a reason");
+        assert!(
+            reason.starts_with("not a segment message: invalid type: string (not shown), expected an attribute value object"),
+            "{reason}"
+        );
+        assert!(!event.to_string().contains("4111"), "{event}");
+    }
+    assert_eq!(ctx.services.status.calls("ReadTask"), 0);
+}
