@@ -21,6 +21,8 @@
 //! - [`metrics`]: CloudWatch Embedded Metric Format.
 //! - [`lambda`]: the thin `lambda_runtime` entry point of the function binaries.
 //! - `mem` (feature `mem`): in-memory services for the handlers' unit tests.
+//! - `fuzzing` (feature `fuzzing`): the readers of untrusted text as properties over
+//!   arbitrary bytes, for the fuzz targets in `fuzz/`.
 
 pub mod allow;
 pub mod complete;
@@ -30,6 +32,8 @@ pub mod dispatch;
 pub mod error;
 pub mod fence;
 pub mod function;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod lambda;
 #[cfg(feature = "mem")]
 pub mod mem;
