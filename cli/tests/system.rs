@@ -1646,3 +1646,168 @@ async fn run_past(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// `solace local` as its own process on `emulator`: a 10 s Lambda timeout with a 1 s margin,
+/// 8 KB batches and capacity limits, so a segment takes several runs. Killed when dropped.
+async fn local_process(emulator: &solace_testkit::Emulator) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_solace"))
+        .args(["local", "--lambda-timeout-secs", "10", "--concurrency", "2"])
+        .env("AWS_ENDPOINT_URL", emulator.endpoint())
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("SOLACE_DEADLINE_MARGIN_MS", "1000")
+        .env("SOLACE_BATCH_BYTES", "8192")
+        // Slow enough for kills to meet work: the emulator reports a unit per scan page
+        // (a page is up to 1 MB: a few per segment), so one page every 4 s; and 40 items
+        // written a second by each segment's run (a batch of a page's ~300 items must fit
+        // in one invocation: much slower, and no run would ever finish one).
+        .env("SOLACE_READ_CAPACITY_LIMIT", "0.25")
+        .env("SOLACE_WRITE_CAPACITY_LIMIT", "40")
+        .env_remove("AWS_PROFILE")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(match std::env::var_os("SOLACE_LOCAL_LOG") {
+            // `SOLACE_LOCAL_LOG=<file>` keeps what every start logged (at RUST_LOG's level).
+            Some(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_or_else(|_| std::process::Stdio::null(), std::process::Stdio::from),
+            None => std::process::Stdio::null(),
+        })
+        .kill_on_drop(true)
+        .spawn()
+        .expect("solace local starts");
+    let stdout = child.stdout.take().expect("its stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("reading its stdout") {
+            if line.contains("solace local: ready") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("ready within a minute");
+    assert!(ready, "solace local ended before it was ready");
+    child
+}
+
+/// Scenario: the whole `solace local` process is killed (SIGKILL: no invocation finishes, no
+/// message is handed back, whatever was in flight stays invisible until its visibility
+/// timeout) at seeded random points, 3 times during a backup and 3 times during a restore
+/// (each kill meeting the task unfinished), and started again after a pause each time. The
+/// tasks finish exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_runner_killed_at_random_points_finishes_exact_once_restarted() {
+    // 6 MB: hundreds of 8 KB batches to scan and write.
+    const ITEMS: u64 = 1800;
+    // An emulator of its own: the process uses the default queue and table names.
+    let emulator = solace_testkit::Emulator::start().expect("an emulator");
+    let sdk = emulator.sdk_config(REGION).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let source = unique_name("src");
+    create_table(&dynamodb, &source).await.expect("table");
+    fill(&dynamodb, &source, ITEMS).await.expect("filled");
+    let bucket = unique_name("bkt");
+    create_bucket(&s3_client(&sdk), &bucket)
+        .await
+        .expect("bucket");
+    let defaults = Config::from_lookup(|_| None).expect("the defaults");
+    let sqs = solace_testkit::sqs_client(&sdk);
+    let status = solace_functions::status::DynamoStatus::new(dynamodb.clone());
+    let mut rng = fastrand::Rng::with_seed(0x6b11);
+    let target = unique_name("dst");
+    create_table(&dynamodb, &target).await.expect("target");
+    let mut child = local_process(&emulator).await;
+    let queue = sqs
+        .get_queue_url()
+        .queue_name(solace_cli::local::REQUEST_QUEUE)
+        .send()
+        .await
+        .expect("the request queue")
+        .queue_url
+        .expect("a url");
+    for (action, table, status_table) in [
+        ("backup", &source, &defaults.backup_status_table),
+        ("restore", &target, &defaults.restore_status_table),
+    ] {
+        let body = request(action, 3, table, &bucket, "killed/", REGION);
+        let id = sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(body.to_string())
+            .send()
+            .await
+            .expect("sent")
+            .message_id
+            .expect("an id");
+        // Kills that met the task unfinished; the first comes 0.3 to 3 s after the request
+        // is sent, each later one that long after what the last one left in flight is
+        // visible again (15 s: 1.5 times the Lambda timeout), so every kill meets work.
+        let mut kills = 0;
+        let mut restarted = false;
+        let end = std::time::Instant::now() + Duration::from_secs(240);
+        let done = loop {
+            if std::time::Instant::now() > end {
+                let s = status.read_task(status_table, &id).await;
+                panic!("{action} {id} not done after {kills} kills: {s:?}");
+            }
+            if kills < 3 {
+                if restarted {
+                    tokio::time::sleep(Duration::from_secs(15)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(rng.u64(300..3000))).await;
+                let before = status.read_task(status_table, &id).await.expect("status");
+                if let Some(s) = before.filter(TaskStatus::is_done) {
+                    // Too fast for its kills: the assertion below says so.
+                    break s;
+                }
+                child.start_kill().expect("SIGKILL");
+                let _ = child.wait().await;
+                kills += 1;
+                tokio::time::sleep(Duration::from_millis(rng.u64(200..1500))).await;
+                child = local_process(&emulator).await;
+                restarted = true;
+                continue;
+            }
+            let read = status.read_task(status_table, &id).await.expect("status");
+            if let Some(s) = read.filter(TaskStatus::is_done) {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(kills, 3, "{action}: every kill met the task unfinished");
+        assert_exact(&format!("{action} after 3 kills"), &done, 3, ITEMS);
+        if action == "backup" {
+            // The restore refuses a backup without its completion record: wait for it.
+            let key = solace_codec::completion_key("killed/");
+            let s3 = s3_client(&sdk);
+            let end = std::time::Instant::now() + Duration::from_secs(60);
+            while s3
+                .head_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .is_err()
+            {
+                assert!(std::time::Instant::now() < end, "{key} never written");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    let a = contents(&dynamodb, &source).await.expect("scan source");
+    let b = contents(&dynamodb, &target).await.expect("scan target");
+    assert_eq!(a.len() as u64, ITEMS);
+    assert!(a == b, "the restored table equals the source");
+}
