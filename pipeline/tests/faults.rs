@@ -44,6 +44,7 @@ fn fast_retry() -> RetryPolicy {
         max_attempts: 8,
         budget: 1000,
         call_timeout: Duration::from_secs(5),
+        grace: Duration::ZERO,
     }
 }
 

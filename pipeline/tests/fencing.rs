@@ -43,6 +43,7 @@ fn retry() -> RetryPolicy {
         max_attempts: 8,
         budget: 1000,
         call_timeout: Duration::from_secs(5),
+        grace: Duration::ZERO,
     }
 }
 
