@@ -815,6 +815,11 @@ async fn download<O: Objects>(
     }
 }
 
+/// A decoder keeps its buffer from one batch to the next (held, but not charged, between
+/// batches) only while the batches are at most this fraction of the budget (1/8: 32 MiB of
+/// the default 256 MiB); after a larger one it is replaced, and its buffer freed.
+const KEEP_BUFFER_BELOW: usize = 8;
+
 /// A decoded batch's chunks, item count, JSON bytes and stored bytes.
 type DecodedChunks = (Vec<Chunk>, usize, usize, usize);
 
@@ -867,7 +872,11 @@ fn decode_charged(
                 }
             }
             let chunks = build_chunks(batch.iter(), &mut charger);
-            Ok((chunks, batch.len(), batch.json_bytes(), body.len()))
+            let decoded = (chunks, batch.len(), batch.json_bytes(), body.len());
+            if decoded.2 > budget.bound() / KEEP_BUFFER_BELOW {
+                decoders.batch = BatchDecoder::new(max_inflated);
+            }
+            Ok(decoded)
         }
         Expected::Export(entry) => {
             let mismatch = |why: String| PipelineError::ExportMismatch {
@@ -904,7 +913,11 @@ fn decode_charged(
                 )));
             }
             let chunks = build_chunks(file.iter(), &mut charger);
-            Ok((chunks, file.len(), file.json_bytes(), body.len()))
+            let decoded = (chunks, file.len(), file.json_bytes(), body.len());
+            if decoded.2 > budget.bound() / KEEP_BUFFER_BELOW {
+                decoders.export = ExportDecoder::new(max_inflated);
+            }
+            Ok(decoded)
         }
     }
 }
