@@ -46,7 +46,8 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// A body on the request queue: as a request, then as a cancel. A large version of a
-/// refused body (1 input in 16) checks that its record is cut, and still fits.
+/// refused body (1 input in 16) checks that its record is cut, and still fits; versions
+/// with a string field made long (1 in 16) check what a long value does.
 pub fn validate_request(bytes: &[u8]) {
     let body = text(bytes);
     let reason = match request::validate(&body, MAX_SEGMENTS) {
@@ -64,13 +65,47 @@ pub fn validate_request(bytes: &[u8]) {
         Ok(id) => assert!(message::check_task_id(&id).is_ok(), "a cancel of {id:?}"),
         Err(reason) => refused(&body, &reason),
     }
-    if let (Some(reason), Some(0)) = (reason, bytes.first().map(|b| b % 16)) {
-        let times = (REJECTED_BODY_KEPT + 1).div_ceil(body.len().max(1));
-        let large = body.repeat(times);
-        if large.len() <= SQS_MAX_MESSAGE {
-            refused(&large, &reason);
+    // Chosen by the length: most inputs begin with the same `{`.
+    match (reason, bytes.len() % 16) {
+        (Some(reason), 0) => {
+            let times = (REJECTED_BODY_KEPT + 1).div_ceil(body.len().max(1));
+            let large = body.repeat(times);
+            if large.len() <= SQS_MAX_MESSAGE {
+                refused(&large, &reason);
+            }
         }
+        // Past the fuzzer's input size: each string field made long in turn, as a body on
+        // the queue may be (what a bound on a reason or a record is about).
+        (_, 1) => {
+            for long in stretched(&body) {
+                match request::validate(&long, MAX_SEGMENTS) {
+                    Ok(request) => accepted(&request),
+                    Err(invalid) => refused(&long, &invalid.to_string()),
+                }
+            }
+        }
+        _ => {}
     }
+}
+
+/// `body`'s JSON object once for each of its string fields, with that field's value
+/// repeated past the 16 KiB a rejection record keeps of a body; none if it is no object.
+fn stretched(body: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(body) else {
+        return Vec::new();
+    };
+    fields
+        .iter()
+        .filter_map(|(key, value)| {
+            let s = value.as_str().filter(|s| !s.is_empty())?;
+            let mut long = fields.clone();
+            long.insert(
+                key.clone(),
+                s.repeat((REJECTED_BODY_KEPT + 1024) / s.len() + 1).into(),
+            );
+            Some(serde_json::Value::Object(long).to_string())
+        })
+        .collect()
 }
 
 /// An accepted request: the forms it travels in read back to it.

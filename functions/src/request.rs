@@ -129,8 +129,9 @@ pub fn validate(body: &str, max_segments: u32) -> Result<Request, InvalidRequest
         let to = solace_codec::normalized_prefix(prefix);
         if *name == request.bucket_name && (to.starts_with(&from) || from.starts_with(&to)) {
             return Err(InvalidRequest::ToBucket(format!(
-                "to-bucket-prefix {prefix:?} overlaps the backup's bucket-prefix {:?}: the copy goes beside the backup, not inside it",
-                request.bucket_prefix
+                "to-bucket-prefix {:?} overlaps the backup's bucket-prefix {:?}: the copy goes beside the backup, not inside it",
+                shown(prefix),
+                shown(&request.bucket_prefix)
             )));
         }
     }
@@ -1643,6 +1644,25 @@ mod tests {
         assert_eq!(
             cancel,
             "bad request: invalid type: integer `12345`, expected a string at line 1 column 37"
+        );
+    }
+
+    #[test]
+    fn an_overlapping_convert_quotes_at_most_100_characters_of_each_prefix() {
+        let convert = |prefix: &str| {
+            serde_json::json!({"action": "convert", "total-segments": 1,
+                "bucket-region": "eu-west-1", "bucket-name": "backups", "bucket-prefix": prefix,
+                "to-bucket-name": "backups", "to-bucket-prefix": ""})
+            .to_string()
+        };
+        let err = validate(&convert("\u{300}".repeat(4_000).as_str()), 10)
+            .expect_err("overlaps")
+            .to_string();
+        assert!(err.contains("overlaps the backup's bucket-prefix"), "{err}");
+        assert!(
+            err.chars().count() < 1_500,
+            "{} characters",
+            err.chars().count()
         );
     }
 

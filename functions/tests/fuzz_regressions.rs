@@ -103,6 +103,31 @@ fn a_request_reason_quotes_at_most_100_characters_of_a_value() {
     replay(&data);
 }
 
+/// A convert whose copy overlaps the backup quoted both prefixes whole, before the
+/// bucket-prefix's length was checked: a 4 KB prefix of combining characters made a reason
+/// of 14 KB.
+#[test]
+fn an_overlapping_convert_quotes_at_most_100_characters_of_a_prefix() {
+    let name = "validate_request-an-overlapping-convert-quoted-its-whole-prefix";
+    let data = input(name);
+    let reason = solace_functions::request::validate(&String::from_utf8_lossy(&data), 1000)
+        .expect_err("overlapping prefixes")
+        .to_string();
+    assert!(reason.contains("overlaps"), "{reason}");
+    assert!(reason.chars().count() < 1_500, "{reason}");
+    replay(&data);
+}
+
+/// The same, as the fuzz target found it: 257 bytes (a length the target stretches each
+/// string field of to 17 KiB), whose bucket-prefix made a reason of 17 KB.
+#[test]
+fn a_stretched_overlapping_convert_is_refused_with_a_short_reason() {
+    let name = "validate_request-a-stretched-overlapping-convert-prefix-was-quoted-whole";
+    let data = input(name);
+    assert_eq!(data.len() % 16, 1, "the length that stretches it");
+    replay(&data);
+}
+
 #[test]
 fn every_seed_and_regression_replays() {
     for target in TARGETS {
