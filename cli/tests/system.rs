@@ -1703,8 +1703,8 @@ async fn local_process(emulator: &solace_testkit::Emulator) -> tokio::process::C
 /// Scenario: the whole `solace local` process is killed (SIGKILL: no invocation finishes, no
 /// message is handed back, whatever was in flight stays invisible until its visibility
 /// timeout) at seeded random points, 3 times during a backup and 3 times during a restore
-/// (each kill meeting the task unfinished), and started again after a pause each time. The
-/// tasks finish exact.
+/// (each kill soon after the runner is seen making progress), and started again after a pause
+/// each time. The tasks finish exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_runner_killed_at_random_points_finishes_exact_once_restarted() {
     // 6 MB: hundreds of 8 KB batches to scan and write.
@@ -1749,42 +1749,57 @@ async fn the_whole_runner_killed_at_random_points_finishes_exact_once_restarted(
             .expect("sent")
             .message_id
             .expect("an id");
-        // Kills that met the task unfinished; the first comes 0.3 to 3 s after the request
-        // is sent, each later one that long after what the last one left in flight is
-        // visible again (15 s: 1.5 times the Lambda timeout), so every kill meets work.
+        // Each kill comes at a random moment (0 to 1.5 s) after the runner is seen making
+        // progress since it last started (a batch object more in the bucket, items more in
+        // the destination), so every kill meets a run at work, and none the task finished.
+        let progress = || async {
+            if action == "backup" {
+                s3_client(&sdk)
+                    .list_objects_v2()
+                    .bucket(&bucket)
+                    .prefix("killed/")
+                    .send()
+                    .await
+                    .expect("listed")
+                    .key_count
+                    .unwrap_or(0) as i64
+            } else {
+                dynamodb
+                    .describe_table()
+                    .table_name(table)
+                    .send()
+                    .await
+                    .expect("described")
+                    .table
+                    .and_then(|t| t.item_count)
+                    .unwrap_or(0)
+            }
+        };
         let mut kills = 0;
-        let mut restarted = false;
+        let mut since = progress().await;
         let end = std::time::Instant::now() + Duration::from_secs(240);
         let done = loop {
             if std::time::Instant::now() > end {
                 let s = status.read_task(status_table, &id).await;
                 panic!("{action} {id} not done after {kills} kills: {s:?}");
             }
-            if kills < 3 {
-                if restarted {
-                    tokio::time::sleep(Duration::from_secs(15)).await;
-                }
-                tokio::time::sleep(Duration::from_millis(rng.u64(300..3000))).await;
-                let before = status.read_task(status_table, &id).await.expect("status");
-                if let Some(s) = before.filter(TaskStatus::is_done) {
-                    // Too fast for its kills: the assertion below says so.
-                    break s;
-                }
-                child.start_kill().expect("SIGKILL");
-                let _ = child.wait().await;
-                kills += 1;
-                tokio::time::sleep(Duration::from_millis(rng.u64(200..1500))).await;
-                child = local_process(&emulator).await;
-                restarted = true;
-                continue;
-            }
             let read = status.read_task(status_table, &id).await.expect("status");
             if let Some(s) = read.filter(TaskStatus::is_done) {
                 break s;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            if kills < 3 && progress().await > since {
+                tokio::time::sleep(Duration::from_millis(rng.u64(0..1500))).await;
+                child.start_kill().expect("SIGKILL");
+                let _ = child.wait().await;
+                kills += 1;
+                tokio::time::sleep(Duration::from_millis(rng.u64(200..1500))).await;
+                since = progress().await;
+                child = local_process(&emulator).await;
+                continue;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
         };
-        assert_eq!(kills, 3, "{action}: every kill met the task unfinished");
+        assert_eq!(kills, 3, "{action}: three kills, each of a run at work");
         assert_exact(&format!("{action} after 3 kills"), &done, 3, ITEMS);
         if action == "backup" {
             // The restore refuses a backup without its completion record: wait for it.
