@@ -105,7 +105,7 @@ impl<S: Services> Context<S> {
 }
 
 /// The pipeline's retries, which may finish a call in flight during the first half of the
-/// deadline margin (docs/settings.md#deadline-margin).
+/// deadline margin (docs/pipeline.md#retries).
 fn retry_policy(config: &Config) -> solace_pipeline::RetryPolicy {
     solace_pipeline::RetryPolicy {
         grace: config.deadline_margin / 2,
