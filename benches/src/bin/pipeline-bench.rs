@@ -19,7 +19,10 @@
 //!
 //! Options (milliseconds and counts): `--scenarios a,b` `--sizes-gb 0.5,2` `--scan-ms`
 //! `--put-ms` `--get-ms` `--write-ms` `--scan-prefetch` `--upload-concurrency` `--prefetch`
-//! `--write-concurrency` `--json`.
+//! `--write-concurrency` `--json`; `--shape mixed|small|medium|large|binary|huge` (the items;
+//! each scenario has its own, `mixed` but for `restore-huge`), `--batch-mib` (the batch
+//! target, 8 by default), `--bytes-in-flight-mib` (the restore's byte budget, 256 by
+//! default).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -32,11 +35,12 @@ use solace_benches::pipeline_sim::{
     Body, Encoded, GenObjects, GenTable, Pages, decode_bodies, encode_pages, load_average,
     process_cpu, resident,
 };
+use solace_codec::sample::Shape;
 use solace_codec::{EncoderConfig, SegmentId};
-use solace_pipeline::restore::MAX_ITEMS_PER_WRITE;
+use solace_pipeline::restore::{ByteBudget, MAX_ITEMS_PER_WRITE, restore_segment_budgeted};
 use solace_pipeline::{
-    BackupCheckpoint, BackupConfig, Outcome, Progress, RestoreCheckpoint, RestoreConfig,
-    SegmentJob, Unfenced, backup_segment, restore_segment,
+    BackupCheckpoint, BackupConfig, Open, Outcome, Progress, RestoreCheckpoint, RestoreConfig,
+    SegmentJob, Unfenced, backup_segment,
 };
 
 const GB: f64 = 1e9;
@@ -86,6 +90,8 @@ struct Scenario {
     auto: Option<Io>,
     /// Segment sizes run by default, GB.
     sizes: &'static [f64],
+    /// The items' shape; `None`: `sample::mixed`.
+    shape: Option<Shape>,
 }
 
 const fn lat(scan: f64, put: f64, get: f64, write: f64) -> Latencies {
@@ -98,8 +104,8 @@ const fn lat(scan: f64, put: f64, get: f64, write: f64) -> Latencies {
 }
 
 /// The default matrix: for each direction one scenario bound by an I/O stage and one by the
-/// codec (CPU).
-const SCENARIOS: [Scenario; 4] = [
+/// codec (CPU), and the restore's memory with near-400 KB items.
+const SCENARIOS: [Scenario; 5] = [
     Scenario {
         name: "backup-io",
         mode: Mode::Backup,
@@ -107,6 +113,7 @@ const SCENARIOS: [Scenario; 4] = [
         latency: lat(0.0, 50.0, 0.0, 0.0),
         auto: Some(Io::Scan),
         sizes: &[0.5],
+        shape: None,
     },
     Scenario {
         name: "backup-cpu",
@@ -115,6 +122,7 @@ const SCENARIOS: [Scenario; 4] = [
         latency: lat(2.0, 20.0, 0.0, 0.0),
         auto: None,
         sizes: &[0.5, 2.0],
+        shape: None,
     },
     Scenario {
         name: "restore-io",
@@ -123,6 +131,7 @@ const SCENARIOS: [Scenario; 4] = [
         latency: lat(0.0, 0.0, 50.0, 0.0),
         auto: Some(Io::Write),
         sizes: &[0.5, 2.0],
+        shape: None,
     },
     Scenario {
         name: "restore-cpu",
@@ -131,6 +140,16 @@ const SCENARIOS: [Scenario; 4] = [
         latency: lat(0.0, 0.0, 10.0, 1.0),
         auto: None,
         sizes: &[0.5],
+        shape: None,
+    },
+    Scenario {
+        name: "restore-huge",
+        mode: Mode::Restore,
+        what: "write-bound, near-400 KB items (memory)",
+        latency: lat(0.0, 0.0, 50.0, 0.0),
+        auto: Some(Io::Write),
+        sizes: &[0.5, 2.0],
+        shape: Some(Shape::Huge),
     },
 ];
 
@@ -143,6 +162,7 @@ const EXTRA: [Scenario; 2] = [
         latency: lat(2.0, 0.0, 0.0, 0.0),
         auto: Some(Io::Upload),
         sizes: &[0.5],
+        shape: None,
     },
     Scenario {
         name: "restore-download",
@@ -151,6 +171,7 @@ const EXTRA: [Scenario; 2] = [
         latency: lat(0.0, 0.0, 0.0, 1.0),
         auto: Some(Io::Download),
         sizes: &[0.5],
+        shape: None,
     },
 ];
 
@@ -166,6 +187,10 @@ struct Args {
     upload_concurrency: Option<usize>,
     prefetch: Option<usize>,
     write_concurrency: Option<usize>,
+    /// The items' shape, for every scenario (`Some(None)`: mixed).
+    shape: Option<Option<Shape>>,
+    batch_mib: Option<f64>,
+    bytes_in_flight_mib: Option<f64>,
     /// Run one (scenario, size) in this process and print its result as JSON.
     json: bool,
     /// Options to pass on to child processes.
@@ -205,6 +230,9 @@ fn parse_args() -> Result<Args, String> {
                     "--upload-concurrency" => args.upload_concurrency = Some(count(&value)?),
                     "--prefetch" => args.prefetch = Some(count(&value)?),
                     "--write-concurrency" => args.write_concurrency = Some(count(&value)?),
+                    "--shape" => args.shape = Some(shape(&value)?),
+                    "--batch-mib" => args.batch_mib = Some(num(&value)?),
+                    "--bytes-in-flight-mib" => args.bytes_in_flight_mib = Some(num(&value)?),
                     _ => return Err(format!("unknown option {flag}")),
                 }
                 args.passthrough.push(flag);
@@ -213,6 +241,17 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+fn shape(name: &str) -> Result<Option<Shape>, String> {
+    if name == "mixed" {
+        return Ok(None);
+    }
+    Shape::ALL
+        .into_iter()
+        .find(|s| s.name() == name)
+        .map(Some)
+        .ok_or_else(|| format!("unknown shape {name}"))
 }
 
 fn find(name: &str) -> Option<Scenario> {
@@ -256,12 +295,21 @@ struct Report {
     /// VmHWM after setup (cached pages and bodies, codec measurement) and after the run.
     setup_peak: u64,
     peak: u64,
+    /// VmRSS as the run starts (what setup keeps: cached pages and bodies).
+    #[serde(default)]
+    start_rss: u64,
     /// 1-minute load average before and after the run.
     load: (f64, f64),
     /// Per I/O stage: (mean calls in flight, fraction of the run with any in flight).
     io: BTreeMap<String, (f64, f64)>,
     /// The stores saw exactly the work the segment holds.
     checked: bool,
+    /// The items' shape.
+    #[serde(default)]
+    shape: String,
+    /// Restore: the byte budget's bound and its high-water mark.
+    #[serde(default)]
+    budget: Option<(u64, u64)>,
 }
 
 impl Report {
@@ -327,6 +375,7 @@ struct Common {
     deadline: tokio::time::Instant,
     progress: Arc<Progress>,
     encoder: EncoderConfig,
+    shape: Option<Shape>,
 }
 
 fn run_one(scenario: Scenario, size_gb: f64, args: &Args) -> Report {
@@ -343,8 +392,17 @@ fn run_one(scenario: Scenario, size_gb: f64, args: &Args) -> Report {
         },
         deadline: tokio::time::Instant::now() + Duration::from_secs(3600),
         progress: Arc::new(Progress::default()),
-        encoder: EncoderConfig::default(),
+        encoder: EncoderConfig {
+            target_bytes: args
+                .batch_mib
+                .map_or(EncoderConfig::default().target_bytes, |m| {
+                    (m * MIB) as usize
+                }),
+            ..EncoderConfig::default()
+        },
+        shape: args.shape.unwrap_or(scenario.shape),
     };
+    let shape = common.shape;
     let mut latency = scenario.latency;
     let given = |v: Option<f64>, d: f64| v.unwrap_or(d);
     latency.scan = given(args.scan_ms, latency.scan);
@@ -365,7 +423,7 @@ fn run_one(scenario: Scenario, size_gb: f64, args: &Args) -> Report {
             config.scan_prefetch = args.scan_prefetch.unwrap_or(config.scan_prefetch);
             config.upload_concurrency =
                 args.upload_concurrency.unwrap_or(config.upload_concurrency);
-            let pages = Pages::build(CACHED_PAGES);
+            let pages = Pages::build_shape(CACHED_PAGES, shape);
             let page_json = pages.mean_json_bytes();
             let clone = pages.clone_time(4);
             let measure = || encode_pages(&pages, 3 * 8 * CACHED_PAGES as u64, common.encoder);
@@ -454,10 +512,23 @@ fn run_one(scenario: Scenario, size_gb: f64, args: &Args) -> Report {
             let mut config = RestoreConfig::default();
             config.prefetch = args.prefetch.unwrap_or(config.prefetch);
             config.write_concurrency = args.write_concurrency.unwrap_or(config.write_concurrency);
-            // Real batch bodies at the configured batch size, as backup would write them.
+            if let Some(mib) = args.bytes_in_flight_mib {
+                config.max_bytes_in_flight = (mib * MIB) as usize;
+            }
+            // Real batch bodies at the configured batch size, as backup would write them:
+            // CACHED_PAGES distinct ones (8 pages each at the default 8 MiB of mixed items),
+            // one only past 8 MiB, so the cached bodies stay small beside the pipeline.
             let bodies: Vec<Body> = {
-                let pages = Pages::build(CACHED_PAGES);
-                encode_pages(&pages, 8 * CACHED_PAGES as u64, common.encoder).bodies
+                let pages = Pages::build_shape(CACHED_PAGES, shape);
+                let per_batch = (common.encoder.target_bytes as f64 / pages.mean_json_bytes())
+                    .ceil()
+                    .max(1.0) as u64;
+                let distinct = if common.encoder.target_bytes > 8 << 20 {
+                    1
+                } else {
+                    CACHED_PAGES as u64
+                };
+                encode_pages(&pages, per_batch * distinct, common.encoder).bodies
             };
             let total_json = bodies.iter().map(|b| b.json_bytes).sum::<usize>() as f64;
             let batch_json = total_json / bodies.len() as f64;
@@ -493,17 +564,21 @@ fn run_one(scenario: Scenario, size_gb: f64, args: &Args) -> Report {
                 ms(0.0),
                 ms(latency.get),
             ));
+            let budget = Arc::new(ByteBudget::new(config.max_bytes_in_flight));
             let mut run = Run::start();
-            let outcome = common.runtime.block_on(restore_segment(
+            let outcome = common.runtime.block_on(restore_segment_budgeted(
                 table.clone(),
                 objects.clone(),
+                &Open,
                 &common.job,
                 &config,
                 RestoreCheckpoint::default(),
                 common.deadline,
                 common.progress.clone(),
+                &budget,
             ));
             run.stop();
+            run.budget = Some((budget.bound() as u64, budget.high_water() as u64));
             let (after, _) = measure();
             let checkpoint = match outcome {
                 Ok(Outcome::Completed(c)) => c,
@@ -547,6 +622,7 @@ fn run_one(scenario: Scenario, size_gb: f64, args: &Args) -> Report {
 /// Wall time, process CPU time, peak memory and load around one pipeline run.
 struct Run {
     setup_peak: u64,
+    start_rss: u64,
     load_before: f64,
     start: Instant,
     cpu_start: Duration,
@@ -554,12 +630,15 @@ struct Run {
     cpu: Duration,
     peak: u64,
     load_after: f64,
+    budget: Option<(u64, u64)>,
 }
 
 impl Run {
     fn start() -> Self {
+        let (setup_peak, start_rss) = resident().unwrap_or_default();
         Run {
-            setup_peak: resident().unwrap_or_default().0,
+            setup_peak,
+            start_rss,
             load_before: load_average().unwrap_or(f64::NAN),
             cpu_start: process_cpu().unwrap_or_default(),
             start: Instant::now(),
@@ -567,6 +646,7 @@ impl Run {
             cpu: Duration::ZERO,
             peak: 0,
             load_after: f64::NAN,
+            budget: None,
         }
     }
 
@@ -619,10 +699,13 @@ impl Run {
             achieved: snap.bytes as f64 / self.elapsed.as_secs_f64(),
             pipeline_cpu_s: self.cpu.as_secs_f64(),
             setup_peak: self.setup_peak,
+            start_rss: self.start_rss,
             peak: self.peak,
             load: (self.load_before, self.load_after),
             io: io.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             checked,
+            shape: common.shape.map_or("mixed", Shape::name).to_owned(),
+            budget: self.budget,
         }
     }
 }
@@ -633,9 +716,9 @@ fn mbs(v: f64) -> String {
 
 fn print_table(reports: &[Report]) {
     println!(
-        "| scenario | size | latency ms (actual) | stage bounds MB/s | slowest | achieved MB/s | achieved / bound | slowest stage kept busy | CPU s/GB: run (codec) | peak RSS MiB (setup) | load |"
+        "| scenario | size | latency ms (actual) | stage bounds MB/s | slowest | achieved MB/s | achieved / bound | slowest stage kept busy | CPU s/GB: run (codec) | peak RSS MiB (setup) | load | items (batch MB) | bytes in flight MiB: high (bound) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in reports {
         let (l, t) = (r.latency, r.timer);
         let show =
@@ -680,8 +763,12 @@ fn print_table(reports: &[Report]) {
             }
             None => format!("{:.2} cores", r.pipeline_cpu_s / r.elapsed_s),
         };
+        let budget = r.budget.map_or_else(
+            || "-".to_owned(),
+            |(bound, high)| format!("{:.0} ({:.0})", high as f64 / MIB, bound as f64 / MIB),
+        );
         println!(
-            "| {} | {} GB | {} | {} | {} | {} | **{:.1}%** | {busy} | {:.1} ({:.1}) | {:.0} ({:.0}) | {:.1}→{:.1} |{}",
+            "| {} | {} GB | {} | {} | {} | {} | **{:.1}%** | {busy} | {:.1} ({:.1}) | {:.0} ({:.0}) | {:.1}→{:.1} | {} ({:.1}) | {budget} |{}",
             r.scenario,
             r.size_gb,
             latencies,
@@ -695,6 +782,12 @@ fn print_table(reports: &[Report]) {
             r.setup_peak as f64 / MIB,
             r.load.0,
             r.load.1,
+            if r.shape.is_empty() {
+                "mixed"
+            } else {
+                &r.shape
+            },
+            r.mean_batch_json / MB,
             if r.checked { "" } else { " CHECK FAILED" },
         );
     }
@@ -704,7 +797,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: pipeline-bench [--scenarios {}] [--sizes-gb 0.5,2 (default: per scenario)] [--scan-ms N] [--put-ms N] \
          [--get-ms N] [--write-ms N] [--scan-prefetch N] [--upload-concurrency N] \
-         [--prefetch N] [--write-concurrency N] [--json]",
+         [--prefetch N] [--write-concurrency N] [--shape mixed|small|medium|large|binary|huge] \
+         [--batch-mib N] [--bytes-in-flight-mib N] [--json]",
         SCENARIOS
             .iter()
             .chain(EXTRA.iter())
@@ -784,7 +878,8 @@ fn main() {
             let (stage, bound) = report.limit();
             eprintln!(
                 "  {:.1} s, {} MB/s = {:.1}% of {stage} {} MB/s; {} batches; codec {}/{} MB/s \
-                 (before/after), {} MB/s per CPU-s; clone {:.2} ms/page; peak {:.0} MiB",
+                 (before/after), {} MB/s per CPU-s; clone {:.2} ms/page; peak {:.0} MiB \
+                 ({:.0} MiB resident at the start)",
                 report.elapsed_s,
                 mbs(report.achieved),
                 100.0 * report.achieved / bound,
@@ -795,6 +890,7 @@ fn main() {
                 mbs(report.codec_cpu),
                 report.clone_ms,
                 report.peak as f64 / MIB,
+                report.start_rss as f64 / MIB,
             );
             for (stage, (mean, busy)) in &report.io {
                 eprintln!(
@@ -815,6 +911,8 @@ fn main() {
          same process before and after the run (mean). Kept busy: the slowest I/O stage's \
          calls in flight, time-averaged, of its concurrency; or the process's CPU use in \
          cores. CPU s/GB: the whole process during the run (the codec alone). Load: the \
-         machine's 1-minute load average before and after."
+         machine's 1-minute load average before and after. Items: the sample shape and the \
+         mean batch's JSON. Bytes in flight: the restore's byte budget, the most it had \
+         charged at once (inflated JSON and SDK items) and its bound."
     );
 }

@@ -1,7 +1,8 @@
 //! Generated, latency-simulated stores for the `pipeline-bench` binary: segments of any size
 //! with memory that does not grow with it.
 //!
-//! - [`Pages`]: a few pre-built 1 MiB scan pages of [`sample::mixed`] items, served as clones.
+//! - [`Pages`]: a few pre-built 1 MiB scan pages of [`sample::mixed`] items (or of one
+//!   [`Shape`], e.g. near-400 KB huge items), served as clones.
 //! - [`GenTable`]: a [`Table`] whose scan serves page `i % K` for page index `i` (the
 //!   `LastEvaluatedKey` carries the next index), and whose BatchWriteItem counts and drops.
 //! - [`GenObjects`]: an [`Objects`] whose PUT counts and drops, and whose GET serves batch
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
-use solace_codec::sample;
+use solace_codec::sample::{self, Shape};
 use solace_codec::sdk::{self, SdkItem};
 use solace_codec::{BatchDecoder, BatchEncoder, BatchId, EncoderConfig, RawItem, SegmentId};
 use solace_pipeline::{
@@ -44,6 +45,11 @@ pub struct Pages(pub Arc<Vec<Page>>);
 
 impl Pages {
     pub fn build(k: usize) -> Self {
+        Self::build_shape(k, None)
+    }
+
+    /// [`Pages::build`] of `shape`'s items ([`sample::item`]); `None`: [`sample::mixed`].
+    pub fn build_shape(k: usize, shape: Option<Shape>) -> Self {
         let mut pages = Vec::with_capacity(k);
         let mut n = 0u64;
         let mut json = Vec::new();
@@ -53,7 +59,10 @@ impl Pages {
                 json_bytes: 0,
             };
             while page.json_bytes < PAGE_BYTES {
-                let item = sdk::to_sdk_item(&sample::mixed(n));
+                let item = sdk::to_sdk_item(&match shape {
+                    Some(shape) => sample::item(shape, n),
+                    None => sample::mixed(n),
+                });
                 json.clear();
                 sdk::write_sdk_item(&item, &mut json).expect("sample items are writable");
                 page.json_bytes += json.len();
@@ -446,26 +455,29 @@ pub fn encode_pages(pages: &Pages, n_pages: u64, config: EncoderConfig) -> Encod
     out
 }
 
-/// Decodes each body `rounds` times as the restore's decode stage does (a fresh decoder per
-/// batch, every item built as an SDK map) on this thread; returns the JSON bytes per second
-/// of wall time and of CPU time. Dropping the items is not timed (the pipeline drops them
-/// after writing).
+/// Decodes each body `rounds` times as the restore's decode stage does (one decoder reused
+/// from batch to batch, every item built as an SDK map and its heap bytes counted for the
+/// byte budget) on this thread; returns the JSON bytes per second of wall time and of CPU
+/// time. Dropping the items is not timed (the pipeline drops them after writing).
 pub fn decode_bodies(bodies: &[Body], rounds: usize, max_inflated: usize) -> (f64, Option<f64>) {
     let mut bytes = 0usize;
     let mut elapsed = Duration::ZERO;
     let mut cpu = Some(Duration::ZERO);
+    let mut decoder = BatchDecoder::new(max_inflated);
     for _ in 0..rounds {
         for body in bodies {
             let cpu_start = thread_cpu();
             let start = Instant::now();
-            let mut decoder = BatchDecoder::new(max_inflated);
             let batch = decoder.decode(&body.body).expect("our own batches decode");
             let items: Vec<(SdkItem, usize)> = batch
                 .iter()
-                .map(|raw| (raw.to_sdk(), raw.as_bytes().len()))
+                .map(|raw| {
+                    let item = raw.to_sdk();
+                    let held = solace_pipeline::restore::sdk_item_bytes(&item);
+                    (item, raw.as_bytes().len() + held)
+                })
                 .collect();
             bytes += batch.json_bytes();
-            drop(decoder);
             elapsed += start.elapsed();
             let spent = cpu_start
                 .zip(thread_cpu())
