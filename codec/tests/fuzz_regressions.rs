@@ -56,6 +56,17 @@ fn a_response_rejects_a_control_character_in_a_field_name() {
     replay(name, &data);
 }
 
+/// `ResponsePage::parse` skipped an unknown field's string holding a lone surrogate escape
+/// (`"A\ud800AH+/w=="`) with serde's `IgnoredAny`, which checks the escape's hex digits but
+/// not its pairing: it accepted a body serde_json rejects.
+#[test]
+fn a_response_rejects_a_lone_surrogate_in_an_unknown_field() {
+    let name = "decode-response-ignored-a-lone-surrogate-in-an-unknown-field";
+    let data = input(name);
+    assert!(solace_codec::ResponsePage::parse(&data[..]).is_err());
+    replay(name, &data);
+}
+
 #[test]
 fn every_file_replays_through_its_target() {
     let mut names: Vec<String> = std::fs::read_dir(dir())
