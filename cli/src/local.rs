@@ -133,6 +133,14 @@ impl Stats {
         self.invocations[function.index()].load(Ordering::Relaxed)
     }
 
+    /// Invocations of all four functions.
+    pub fn total_invocations(&self) -> usize {
+        self.invocations
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
+    }
+
     pub fn killed(&self) -> usize {
         self.killed.load(Ordering::Relaxed)
     }

@@ -1530,17 +1530,7 @@ async fn faults_on_every_aws_call_leave_backups_and_restores_exact() {
     // Requests are sent and statuses read past the proxy: the operator's side is not tested
     // here (a request sent twice is two tasks).
     let direct = sdk().await;
-    let invocations = || {
-        [
-            Function::Request,
-            Function::Backup,
-            Function::Restore,
-            Function::Redrive,
-        ]
-        .map(|f| stats.invocations(f))
-        .iter()
-        .sum::<usize>()
-    };
+    let invocations = || stats.total_invocations();
 
     // Fault-free: the baseline.
     let backup = run_past(&direct, &local, &w, "backup", &w.source, "clean/").await;

@@ -20,7 +20,6 @@ use anyhow::{Context as _, bail};
 use aws_config::SdkConfig;
 use solace_cli::demo::{Running, contents, create_table, fill, request};
 use solace_cli::local::{LocalOptions, REQUEST_QUEUE};
-use solace_functions::Function;
 use solace_functions::config::Config;
 use solace_functions::status::{DynamoStatus, StatusStore, TaskStatus};
 use solace_testkit::faults::{FaultProxy, Plan};
@@ -128,15 +127,7 @@ async fn main() -> anyhow::Result<()> {
         let now = Instant::now();
         if now >= next_sample {
             let minute = now.duration_since(start).as_secs() / 60;
-            let invocations: usize = [
-                Function::Request,
-                Function::Backup,
-                Function::Restore,
-                Function::Redrive,
-            ]
-            .map(|f| stats.invocations(f))
-            .iter()
-            .sum();
+            let invocations = stats.total_invocations();
             let kib = rss_kib("VmRSS:");
             rss.push(kib);
             println!(
