@@ -1486,11 +1486,20 @@ async fn bad_requests(w: &World) -> usize {
 /// How long a client waits for an answer in [`faults`]: the proxy's delays are longer.
 const FAULT_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Segments of the fault scenario's tasks.
+const FAULT_SEGMENTS: u32 = 8;
+
 /// Scenario: every AWS call the functions make goes through the fault proxy, which faults 10%
 /// of each service's calls with every kind of fault (throttles, 500, 503, resets before and
 /// after the request took effect, answers past the read timeout, bodies cut short). The same
 /// backup and restore run first with the proxy passing everything, then faulted: both exact,
 /// and the faulted run takes at most twice the invocations.
+///
+/// Each invocation has room for its whole segment, so the fault-free run is one invocation
+/// per task and per segment whatever the emulator's speed, and what the faulted run takes
+/// beyond that is what faults cost: calls that failed past every retry, messages delivered
+/// again, runs that ran out of time. (With continuations driven by the clock, the count
+/// followed how fast the machine was: 12 to 28 invocations fault-free for the same work.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_on_every_aws_call_leave_backups_and_restores_exact() {
     use solace_testkit::faults::{FaultProxy, Plan, Service};
@@ -1506,13 +1515,14 @@ async fn faults_on_every_aws_call_leave_backups_and_restores_exact() {
         // A message whose ReceiveMessage answer is lost is received again after the
         // visibility timeout; faults make that common, so allow more receives.
         max_receive_count: 6,
+        lambda_timeout: Duration::from_secs(20),
+        visibility_timeout: Duration::from_secs(22),
         ..options()
     };
     let stats = opts.stats.clone();
     let config = Config {
-        // About 2 s of work per 10 s invocation: several continuations per segment (so the
-        // invocation count is large enough for a ratio), and 4 s of grace for the retries
-        // of a call in flight at the stop.
+        // 12 s of work per 20 s invocation, several times what a segment of 190 items
+        // takes, and 4 s of grace for the retries of a call in flight at the stop.
         deadline_margin: Duration::from_secs(8),
         scan_page_limit: Some(50),
         batch_bytes: 32 << 10,
@@ -1531,16 +1541,18 @@ async fn faults_on_every_aws_call_leave_backups_and_restores_exact() {
     // here (a request sent twice is two tasks).
     let direct = sdk().await;
     let invocations = || stats.total_invocations();
+    let per_function = || Function::ALL.map(|f| stats.invocations(f));
 
     // Fault-free: the baseline.
     let backup = run_past(&direct, &local, &w, "backup", &w.source, "clean/").await;
     let target = unique_name("dst");
     create_table(&w.dynamodb, &target).await.expect("target");
     let restore = run_past(&direct, &local, &w, "restore", &target, "clean/").await;
-    assert_exact("fault-free backup", &backup, 4, 1500);
-    assert_exact("fault-free restore", &restore, 4, 1500);
+    assert_exact("fault-free backup", &backup, FAULT_SEGMENTS.into(), 1500);
+    assert_exact("fault-free restore", &restore, FAULT_SEGMENTS.into(), 1500);
     assert_equal_tables(&w, &target).await;
     let clean = invocations();
+    let clean_per_function = per_function();
 
     // The same under faults.
     proxy.set_active(true);
@@ -1552,12 +1564,19 @@ async fn faults_on_every_aws_call_leave_backups_and_restores_exact() {
     let faulted = invocations() - clean;
     assert_no_canary(&local).await;
     local.stop().await;
+    let faulted_per_function: Vec<_> = Function::ALL
+        .iter()
+        .zip(per_function().iter().zip(clean_per_function))
+        .map(|(f, (after, before))| format!("{} {}/{before}", f.name(), after - before))
+        .collect();
     eprintln!(
-        "fault proxy:\n{}invocations: fault-free {clean}, faulted {faulted}",
-        proxy.report()
+        "fault proxy:\n{}invocations: fault-free {clean}, faulted {faulted} (faulted/fault-free: {}); killed at the deadline {}",
+        proxy.report(),
+        faulted_per_function.join(", "),
+        stats.killed()
     );
-    assert_exact("faulted backup", &backup, 4, 1500);
-    assert_exact("faulted restore", &restore, 4, 1500);
+    assert_exact("faulted backup", &backup, FAULT_SEGMENTS.into(), 1500);
+    assert_exact("faulted restore", &restore, FAULT_SEGMENTS.into(), 1500);
     assert_equal_tables(&w, &target).await;
     assert!(
         faulted <= 2 * clean,
@@ -1589,7 +1608,7 @@ async fn faults_on_every_aws_call_leave_backups_and_restores_exact() {
     }
 }
 
-/// Sends a 4-segment `action` of `table` at `prefix` and waits for it (a backup, for its
+/// Sends a [`FAULT_SEGMENTS`]-segment `action` of `table` at `prefix` and waits for it (a backup, for its
 /// completion record too), all through `direct`: past any proxy.
 async fn run_past(
     direct: &SdkConfig,
@@ -1599,7 +1618,7 @@ async fn run_past(
     table: &str,
     prefix: &str,
 ) -> TaskStatus {
-    let body = request(action, 4, table, &w.bucket, prefix, REGION);
+    let body = request(action, FAULT_SEGMENTS, table, &w.bucket, prefix, REGION);
     let id = solace_testkit::sqs_client(direct)
         .send_message()
         .queue_url(local.queues.url(solace_cli::local::REQUEST_QUEUE))
