@@ -102,6 +102,8 @@ async fn main() -> anyhow::Result<()> {
         visibility_timeout: Duration::from_secs(30),
         max_receive_count: 6,
         concurrency: 2,
+        // Under the 2 s read timeout the proxy's clients have (its delays are 4 s).
+        wait: Duration::from_secs(1),
         queue_prefix: "soak-".into(),
         stats: Arc::default(),
         ..LocalOptions::default()
