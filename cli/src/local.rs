@@ -1,5 +1,6 @@
 //! `solace local`: the four handlers fed from the real queues with Lambda's SQS semantics:
-//! long polling, a batch size, a visibility timeout, deleting only the messages that
+//! long polling (20 s, one poller per queue while it is empty, more as messages arrive), a
+//! batch size, a visibility timeout, deleting only the messages that
 //! succeeded (partial batch responses), the queues' own redrive policies moving repeated
 //! failures to the dead-letter queues, a concurrency limit per function, and a deadline it
 //! enforces by dropping the invocation (as Lambda kills it).
@@ -45,12 +46,14 @@ pub struct LocalOptions {
     pub visibility_timeout: Duration,
     /// Receives before SQS moves a message to its dead-letter queue.
     pub max_receive_count: u32,
-    /// Concurrent invocations per function.
+    /// Concurrent invocations per function: pollers per queue. One long-polls all the time;
+    /// the others poll only while messages arrive (each receive that brings messages wakes
+    /// one more) and go back to sleep at their first empty receive.
     pub concurrency: usize,
     /// Messages per invocation for the request and redrive functions (backup and restore
     /// take one: a segment can fill a whole invocation).
     pub batch_size: i32,
-    /// Long-poll wait.
+    /// Long-poll wait (at most 20 s, SQS's limit; Lambda's own pollers wait that long).
     pub wait: Duration,
     /// Every message is handled twice (at-least-once delivery, at its worst).
     pub duplicate: bool,
@@ -82,7 +85,7 @@ impl Default for LocalOptions {
             max_receive_count: 3,
             concurrency: 4,
             batch_size: 10,
-            wait: Duration::from_secs(1),
+            wait: Duration::from_secs(20),
             duplicate: false,
             chaos: None,
             stats: Arc::default(),
@@ -95,6 +98,8 @@ impl Default for LocalOptions {
 #[derive(Debug, Default)]
 pub struct Stats {
     invocations: [AtomicUsize; 4],
+    /// ReceiveMessage calls, answered or not.
+    receives: AtomicUsize,
     killed: AtomicUsize,
     /// Invocations per function and segment (task id and segment of the message's body).
     segments: std::sync::Mutex<HashMap<(Function, String, u64), usize>>,
@@ -143,6 +148,11 @@ impl Stats {
 
     pub fn killed(&self) -> usize {
         self.killed.load(Ordering::Relaxed)
+    }
+
+    /// ReceiveMessage calls on every queue.
+    pub fn receives(&self) -> usize {
+        self.receives.load(Ordering::Relaxed)
     }
 }
 
@@ -309,11 +319,17 @@ pub async fn run(
     ];
     for (function, names) in feeds {
         for name in names {
-            for _ in 0..options.concurrency.max(1) {
+            let wake = Arc::new(tokio::sync::Notify::new());
+            for index in 0..options.concurrency.max(1) {
+                let poller = Poller {
+                    function,
+                    url: queues.url(name).to_owned(),
+                    lead: index == 0,
+                    wake: wake.clone(),
+                };
                 tasks.push(tokio::spawn(poll(
                     ctx.clone(),
-                    function,
-                    queues.url(name).to_owned(),
+                    poller,
                     options.clone(),
                     shutdown.clone(),
                 )));
@@ -331,22 +347,46 @@ pub async fn run(
     info!("solace local stopped");
 }
 
-async fn poll(
-    ctx: Arc<LocalContext>,
+/// One of a queue's pollers. The lead polls all the time; the others sleep until a
+/// receive that brought messages wakes one of them, and sleep again at their first empty
+/// receive: an idle queue costs one long poll per wait, a busy one gets every poller.
+struct Poller {
     function: Function,
     url: String,
+    lead: bool,
+    /// Shared by the queue's pollers.
+    wake: Arc<tokio::sync::Notify>,
+}
+
+async fn poll(
+    ctx: Arc<LocalContext>,
+    poller: Poller,
     options: LocalOptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Poller {
+        function,
+        url,
+        lead,
+        wake,
+    } = poller;
     let batch = match function {
         Function::Backup | Function::Restore => 1,
         _ => options.batch_size.clamp(1, 10),
     };
     let wait = options.wait.as_secs().clamp(0, 20) as i32;
+    let mut awake = lead;
     loop {
         if *shutdown.borrow() {
             return;
         }
+        if !awake {
+            tokio::select! {
+                () = wake.notified() => awake = true,
+                _ = shutdown.changed() => return,
+            }
+        }
+        options.stats.receives.fetch_add(1, Ordering::Relaxed);
         let received = tokio::select! {
             r = ctx.services.sqs().receive_message()
                 .queue_url(&url)
@@ -365,8 +405,11 @@ async fn poll(
             }
         };
         if messages.is_empty() {
+            awake = lead;
             continue;
         }
+        // More may be waiting: wake one more poller (a permit is kept if none sleeps).
+        wake.notify_one();
         invoke(&ctx, function, &url, messages, &options).await;
     }
 }

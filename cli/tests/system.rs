@@ -1835,3 +1835,29 @@ async fn the_whole_runner_killed_at_random_points_finishes_exact_once_restarted(
     assert_eq!(a.len() as u64, ITEMS);
     assert!(a == b, "the restored table equals the source");
 }
+
+/// Scenario: an idle runner long-polls each queue with one poller, not with all of them:
+/// with four pollers per queue allowed, the five queues cost about one receive each per
+/// wait. (Every poller on every queue would be four times as many.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_runner_polls_each_queue_once_per_wait() {
+    let opts = LocalOptions {
+        concurrency: 4,
+        wait: Duration::from_secs(1),
+        ..options()
+    };
+    let stats = opts.stats.clone();
+    let local = start("idle", opts).await;
+    let feeds = 5;
+    let window = Duration::from_secs(4);
+    let before = stats.receives();
+    tokio::time::sleep(window).await;
+    let receives = stats.receives() - before;
+    local.stop().await;
+    // Each poller is in at most window/wait + 1 receives over the window.
+    let most = feeds * (window.as_secs() as usize + 1);
+    assert!(
+        (feeds..=most).contains(&receives),
+        "{receives} receives in {window:?} from an idle runner, expected {feeds} to {most} (one poller per queue)"
+    );
+}
