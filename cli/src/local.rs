@@ -46,9 +46,10 @@ pub struct LocalOptions {
     pub visibility_timeout: Duration,
     /// Receives before SQS moves a message to its dead-letter queue.
     pub max_receive_count: u32,
-    /// Concurrent invocations per function: pollers per queue. One long-polls all the time;
-    /// the others poll only while messages arrive (each receive that brings messages wakes
-    /// one more) and go back to sleep at their first empty receive.
+    /// Concurrent invocations per function: pollers per queue. At least one poller that is
+    /// not inside an invocation long-polls all the time; the others poll only while
+    /// messages arrive (each receive that brings messages wakes one more) and go back to
+    /// sleep at an empty receive when another free poller is polling.
     pub concurrency: usize,
     /// Messages per invocation for the request and redrive functions (backup and restore
     /// take one: a segment can fill a whole invocation).
@@ -319,14 +320,17 @@ pub async fn run(
     ];
     for (function, names) in feeds {
         for name in names {
-            let wake = Arc::new(tokio::sync::Notify::new());
+            let shared = Arc::new(Pollers::default());
             for index in 0..options.concurrency.max(1) {
                 let poller = Poller {
                     function,
                     url: queues.url(name).to_owned(),
-                    lead: index == 0,
-                    wake: wake.clone(),
+                    awake: index == 0,
+                    shared: shared.clone(),
                 };
+                if index == 0 {
+                    shared.free.fetch_add(1, Ordering::SeqCst);
+                }
                 tasks.push(tokio::spawn(poll(
                     ctx.clone(),
                     poller,
@@ -347,15 +351,54 @@ pub async fn run(
     info!("solace local stopped");
 }
 
-/// One of a queue's pollers. The lead polls all the time; the others sleep until a
-/// receive that brought messages wakes one of them, and sleep again at their first empty
-/// receive: an idle queue costs one long poll per wait, a busy one gets every poller.
+/// One of a queue's pollers. It sleeps until a receive that brought messages wakes it,
+/// and sleeps again at an empty receive if another poller is free to poll: an idle queue
+/// costs one long poll per wait, a busy one gets every poller, and a message never waits
+/// for an invocation to end while a poller sleeps.
 struct Poller {
     function: Function,
     url: String,
-    lead: bool,
-    /// Shared by the queue's pollers.
-    wake: Arc<tokio::sync::Notify>,
+    /// Polls from the start (one per queue).
+    awake: bool,
+    shared: Arc<Pollers>,
+}
+
+/// What a queue's pollers share.
+#[derive(Default)]
+struct Pollers {
+    /// Pollers awake and not inside an invocation: polling, or about to.
+    free: AtomicUsize,
+    wake: tokio::sync::Notify,
+}
+
+impl Pollers {
+    /// After an empty receive: may this poller sleep? Only if another free one stays
+    /// polling; if so it is counted out.
+    fn rest(&self) -> bool {
+        self.free
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
+                (f > 1).then(|| f - 1)
+            })
+            .is_ok()
+    }
+
+    /// A sleeping poller was woken: one more is free.
+    fn woken(&self) {
+        self.free.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A receive brought messages: this poller is busy until [`Pollers::done`], and one
+    /// sleeping poller is woken (more may be waiting, and someone must keep polling; a
+    /// permit is kept if none sleeps).
+    fn busy(&self) {
+        self.free.fetch_sub(1, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// The invocation ended: the poller is free again.
+    fn done(&self) {
+        self.free.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 async fn poll(
@@ -367,24 +410,24 @@ async fn poll(
     let Poller {
         function,
         url,
-        lead,
-        wake,
+        mut awake,
+        shared,
     } = poller;
     let batch = match function {
         Function::Backup | Function::Restore => 1,
         _ => options.batch_size.clamp(1, 10),
     };
     let wait = options.wait.as_secs().clamp(0, 20) as i32;
-    let mut awake = lead;
     loop {
         if *shutdown.borrow() {
             return;
         }
         if !awake {
             tokio::select! {
-                () = wake.notified() => awake = true,
+                () = shared.wake.notified() => awake = true,
                 _ = shutdown.changed() => return,
             }
+            shared.woken();
         }
         options.stats.receives.fetch_add(1, Ordering::Relaxed);
         let received = tokio::select! {
@@ -405,12 +448,12 @@ async fn poll(
             }
         };
         if messages.is_empty() {
-            awake = lead;
+            awake = !shared.rest();
             continue;
         }
-        // More may be waiting: wake one more poller (a permit is kept if none sleeps).
-        wake.notify_one();
+        shared.busy();
         invoke(&ctx, function, &url, messages, &options).await;
+        shared.done();
     }
 }
 
@@ -517,5 +560,36 @@ async fn invoke(
         Err(e) => {
             warn!(function = function.name(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed; messages come back")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two pollers, one awake: the awake one takes a long invocation; the permit its
+    /// receive left wakes the other, which must then keep polling alone rather than sleep
+    /// while the first is busy (a new message would otherwise wait for the invocation).
+    #[tokio::test]
+    async fn a_poller_stays_awake_while_the_only_other_is_inside_an_invocation() {
+        let shared = Pollers::default();
+        shared.free.store(1, Ordering::SeqCst);
+        assert!(
+            !shared.rest(),
+            "the only free poller rested: nobody would poll"
+        );
+        shared.busy();
+        tokio::time::timeout(Duration::from_secs(1), shared.wake.notified())
+            .await
+            .expect("a busy poller wakes a sleeping one");
+        shared.woken();
+        assert!(
+            !shared.rest(),
+            "the woken poller slept although the other is inside an invocation"
+        );
+        shared.done();
+        assert!(shared.rest(), "two free pollers: one may sleep");
+        assert!(!shared.rest(), "the last free poller must keep polling");
+        assert_eq!(shared.free.load(Ordering::SeqCst), 1);
     }
 }
