@@ -116,8 +116,19 @@ impl<'a> RawItem<'a> {
         self.build::<Value>()
     }
 
-    /// Reads this (already validated) item into any [`Build`] target.
+    /// Reads this (already validated) item into any [`Build`] target: the fast scanner's
+    /// builder, or serde's visitors for what the scanner leaves to them.
     pub fn build<B: Build<'a>>(&self) -> B::Map {
+        if let Ok(text) = simdutf8::basic::from_utf8(self.0)
+            && let Some((_, map)) = crate::fast::build_item::<B>(text, 0)
+        {
+            return map;
+        }
+        self.build_serde::<B>()
+    }
+
+    /// [`RawItem::build`] by serde's visitors alone.
+    fn build_serde<B: Build<'a>>(&self) -> B::Map {
         let mut de = serde_json::Deserializer::from_slice(self.0);
         match ItemSeed::<B>(PhantomData).deserialize(&mut de) {
             Ok(map) => map,
@@ -168,7 +179,7 @@ pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, (usize, String)> {
 /// unsure of goes through the serde visitors, which decide and name the error.
 pub(crate) fn scan_item(text: &str, start: usize) -> Result<usize, RawItemError> {
     let bytes = text.as_bytes();
-    if let Some(end) = crate::fast::scan_item(bytes, start) {
+    if let Some(end) = crate::fast::scan_item(text, start) {
         return Ok(end);
     }
     parse::clear_last();
@@ -187,6 +198,21 @@ pub(crate) fn scan_item(text: &str, start: usize) -> Result<usize, RawItemError>
             message: "expected an item, found the end of the input".into(),
         }),
     }
+}
+
+/// Validates the item starting at `start` (after optional white space) and reads it into
+/// `B` in the same pass; returns the offset just past it and the built map. As
+/// [`scan_item`], what the fast scanner is unsure of goes to serde, which decides and reports.
+pub(crate) fn build_item<'a, B: Build<'a>>(
+    text: &'a str,
+    start: usize,
+) -> Result<(usize, B::Map), RawItemError> {
+    if let Some(done) = crate::fast::build_item::<B>(text, start) {
+        return Ok(done);
+    }
+    let end = scan_item(text, start)?;
+    let from = skip_ws(text.as_bytes(), start);
+    Ok((end, RawItem(&text.as_bytes()[from..end]).build_serde::<B>()))
 }
 
 /// Byte offset of a 1-based line and column reported by serde_json.
@@ -442,7 +468,33 @@ impl BatchDecoder {
     pub fn decode(&mut self, body: &[u8]) -> Result<DecodedBatch<'_>, DecodeError> {
         inflate_capped(body, self.max_inflated, &mut self.json)?;
         self.ranges.clear();
-        split_array(&self.json, &mut self.ranges)?;
+        split_array(&self.json, &mut self.ranges, scan_item)?;
+        Ok(DecodedBatch {
+            json: &self.json,
+            ranges: &self.ranges,
+        })
+    }
+
+    /// Inflates one batch and reads each item into `B` (the SDK's map, the typed model) as it
+    /// is validated: one pass over each item, where [`BatchDecoder::decode`] then
+    /// [`RawItem::build`] make two. `items` is cleared first and holds the items in order,
+    /// `items[i]` built from the batch's item `i`; on error its contents are unspecified.
+    pub fn decode_into<B, M>(
+        &mut self,
+        body: &[u8],
+        items: &mut Vec<M>,
+    ) -> Result<DecodedBatch<'_>, DecodeError>
+    where
+        B: for<'x> Build<'x, Map = M>,
+    {
+        items.clear();
+        inflate_capped(body, self.max_inflated, &mut self.json)?;
+        self.ranges.clear();
+        split_array(&self.json, &mut self.ranges, |text, start| {
+            let (end, map) = build_item::<B>(text, start)?;
+            items.push(map);
+            Ok(end)
+        })?;
         Ok(DecodedBatch {
             json: &self.json,
             ranges: &self.ranges,
@@ -560,8 +612,14 @@ pub(crate) fn skip_ws(json: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Splits a JSON array of items into validated item ranges.
-fn split_array(json: &[u8], ranges: &mut Vec<Range<usize>>) -> Result<(), DecodeError> {
+/// Splits a JSON array of items into item ranges, each checked (and perhaps read) by `item`
+/// ([`scan_item`], [`build_item`]): given the text and an item's start, it returns the offset
+/// past the item.
+fn split_array<'a>(
+    json: &'a [u8],
+    ranges: &mut Vec<Range<usize>>,
+    mut item: impl FnMut(&'a str, usize) -> Result<usize, RawItemError>,
+) -> Result<(), DecodeError> {
     let syntax = |offset: usize, message: &str| DecodeError::Json {
         offset,
         message: message.to_owned(),
@@ -577,7 +635,7 @@ fn split_array(json: &[u8], ranges: &mut Vec<Range<usize>>) -> Result<(), Decode
     } else {
         loop {
             let start = skip_ws(json, i);
-            let end = scan_item(text, start).map_err(|e| match e {
+            let end = item(text, start).map_err(|e| match e {
                 RawItemError::Json { offset, message } => DecodeError::Json { offset, message },
                 RawItemError::Item(error) => DecodeError::Item {
                     index: ranges.len(),

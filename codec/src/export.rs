@@ -18,7 +18,8 @@ use base64::Engine as _;
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{RawItem, RawItemError, scan_item, utf8};
+use crate::batch::{RawItem, RawItemError, build_item, scan_item, utf8};
+use crate::parse::Build;
 
 /// `manifest-summary.json`. Fields this reader does not use are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -347,8 +348,18 @@ impl ExportDecoder {
     /// Inflates `body` (gzip, one or more members; a body that is not gzip is read as the
     /// uncompressed lines, as ImportTable's `NONE` compression) and checks every line.
     pub fn decode(&mut self, body: &[u8]) -> Result<DecodedFile<'_>, ExportError> {
-        self.json.clear();
+        self.inflate(body)?;
         self.ranges.clear();
+        split_lines(&self.json, &mut self.ranges, scan_item)?;
+        Ok(DecodedFile {
+            json: &self.json,
+            ranges: &self.ranges,
+        })
+    }
+
+    /// `body`'s lines into the buffer, within the cap.
+    fn inflate(&mut self, body: &[u8]) -> Result<(), ExportError> {
+        self.json.clear();
         if body.starts_with(&[0x1f, 0x8b]) {
             let limit = self.max_inflated;
             let mut reader = flate2::bufread::MultiGzDecoder::new(body).take(limit as u64 + 1);
@@ -366,7 +377,27 @@ impl ExportDecoder {
             }
             self.json.extend_from_slice(body);
         }
-        split_lines(&self.json, &mut self.ranges)?;
+        Ok(())
+    }
+
+    /// [`ExportDecoder::decode`], reading each item into `B` as it is checked (one pass, as
+    /// [`crate::BatchDecoder::decode_into`]). `items` is cleared first.
+    pub fn decode_into<B, M>(
+        &mut self,
+        body: &[u8],
+        items: &mut Vec<M>,
+    ) -> Result<DecodedFile<'_>, ExportError>
+    where
+        B: for<'x> Build<'x, Map = M>,
+    {
+        items.clear();
+        self.inflate(body)?;
+        self.ranges.clear();
+        split_lines(&self.json, &mut self.ranges, |text, start| {
+            let (end, map) = build_item::<B>(text, start)?;
+            items.push(map);
+            Ok(end)
+        })?;
         Ok(DecodedFile {
             json: &self.json,
             ranges: &self.ranges,
@@ -376,7 +407,11 @@ impl ExportDecoder {
 
 /// Each line `{"Item": <item>}` (white space allowed around tokens, blank lines skipped): the
 /// item's range.
-fn split_lines(json: &[u8], ranges: &mut Vec<Range<usize>>) -> Result<(), ExportError> {
+fn split_lines<'a>(
+    json: &'a [u8],
+    ranges: &mut Vec<Range<usize>>,
+    mut item: impl FnMut(&'a str, usize) -> Result<usize, RawItemError>,
+) -> Result<(), ExportError> {
     let text = utf8(json).map_err(|(offset, message)| ExportError::Json {
         line: 1 + json[..offset].iter().filter(|b| **b == b'\n').count(),
         offset,
@@ -412,7 +447,7 @@ fn split_lines(json: &[u8], ranges: &mut Vec<Range<usize>>) -> Result<(), Export
             }
             i = ws(i + 1);
             let item_end =
-                scan_item(text, i).map_err(|error| ExportError::Item { line: n + 1, error })?;
+                item(text, i).map_err(|error| ExportError::Item { line: n + 1, error })?;
             if item_end > end {
                 return Err(bad(i, "an item must end on its line"));
             }

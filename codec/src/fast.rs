@@ -3,7 +3,11 @@
 //! nesting, any error) returns None and the caller falls back to the serde path, which decides
 //! and reports.
 //!
-//! Precondition: `b` is valid UTF-8 (checked once for the whole buffer by the caller).
+//! Precondition: the input is valid UTF-8 (checked once for the whole buffer by the caller).
+//!
+//! The scanner is generic over the [`Build`] target: with [`Checked`] it only validates (every
+//! builder call is of unit types and compiles away); with the SDK's or the typed model's
+//! target it checks and builds in the same pass, so a restore reads each item once.
 //!
 //! Hand-written because no library validates fast enough here: serde_json's syntax-only pass
 //! alone takes 0.9-2.2 × inflate's time on these items and simd-json's tape 1.7-2.7 × (and
@@ -12,11 +16,17 @@
 //! accept less than the serde path, never more: a differential test below, and the `decode`
 //! fuzz target (an accepted item that serde refused would fail its re-read).
 
-use crate::parse::check_number;
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::parse::{Build, Checked, check_number};
 
 const MAX_DEPTH: u32 = 32;
 
 struct S<'a> {
+    t: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -123,21 +133,41 @@ impl<'a> S<'a> {
         if esc { None } else { Some(&self.b[s..e]) }
     }
 
-    fn item(&mut self) -> Option<()> {
+    /// A string's text: borrowed when it has no escapes, unescaped (by serde_json, the
+    /// rare case) when it has; nothing at all for a target that keeps nothing.
+    #[inline]
+    fn text<B: Build<'a>>(&mut self) -> Option<Cow<'a, str>> {
+        let (s, e, escaped) = self.string()?;
+        if !B::KEEPS {
+            Some(Cow::Borrowed(""))
+        } else if escaped {
+            serde_json::from_str::<String>(self.t.get(s - 1..e + 1)?)
+                .ok()
+                .map(Cow::Owned)
+        } else {
+            // Quotes are ASCII: both ends are character boundaries of the valid text.
+            self.t.get(s..e).map(Cow::Borrowed)
+        }
+    }
+
+    fn item<B: Build<'a>>(&mut self) -> Option<B::Map> {
         self.eat(b'{')?;
         self.ws();
         if self.b.get(self.i) == Some(&b'}') {
             return None; // empty item: serde reports it
         }
-        self.members(0)
+        let mut map = B::Map::default();
+        self.members::<B>(0, &mut map)?;
+        Some(map)
     }
 
     /// `"name": attr, ...}` after the `{`.
-    fn members(&mut self, depth: u32) -> Option<()> {
+    fn members<B: Build<'a>>(&mut self, depth: u32, map: &mut B::Map) -> Option<()> {
         loop {
-            self.string()?;
+            let key = self.text::<B>()?;
             self.eat(b':')?;
-            self.attr(depth)?;
+            let value = self.attr::<B>(depth)?;
+            B::insert(map, key, value);
             self.ws();
             match self.b.get(self.i)? {
                 b',' => self.i += 1,
@@ -150,39 +180,40 @@ impl<'a> S<'a> {
         }
     }
 
-    fn attr(&mut self, depth: u32) -> Option<()> {
+    fn attr<B: Build<'a>>(&mut self, depth: u32) -> Option<B> {
         if depth >= MAX_DEPTH {
             return None;
         }
         self.eat(b'{')?;
         let tag = self.plain()?;
         self.eat(b':')?;
-        match tag {
-            b"S" => {
-                self.string()?;
-            }
-            b"N" => self.number()?,
-            b"B" => self.base64()?,
-            b"SS" => self.set(|s| s.string().map(|_| ()))?,
-            b"NS" => self.set(Self::number)?,
-            b"BS" => self.set(Self::base64)?,
+        let value = match tag {
+            b"S" => B::s(B::string(self.text::<B>()?)),
+            b"N" => B::n(self.number::<B>()?),
+            b"B" => B::b(self.base64::<B>()?),
+            b"SS" => B::ss(self.set(|s| s.text::<B>().map(B::string))?),
+            b"NS" => B::ns(self.set(Self::number::<B>)?),
+            b"BS" => B::bs(self.set(Self::base64::<B>)?),
             b"M" => {
                 self.eat(b'{')?;
                 self.ws();
+                let mut map = B::Map::default();
                 if self.b.get(self.i) == Some(&b'}') {
                     self.i += 1;
                 } else {
-                    self.members(depth + 1)?;
+                    self.members::<B>(depth + 1, &mut map)?;
                 }
+                B::m(map)
             }
             b"L" => {
                 self.eat(b'[')?;
                 self.ws();
+                let mut list = Vec::new();
                 if self.b.get(self.i) == Some(&b']') {
                     self.i += 1;
                 } else {
                     loop {
-                        self.attr(depth + 1)?;
+                        list.push(self.attr::<B>(depth + 1)?);
                         self.ws();
                         match self.b.get(self.i)? {
                             b',' => self.i += 1,
@@ -194,18 +225,29 @@ impl<'a> S<'a> {
                         }
                     }
                 }
+                B::l(list)
             }
-            b"NULL" => self.literal(b"true")?,
+            b"NULL" => {
+                self.literal(b"true")?;
+                B::null()
+            }
             b"BOOL" => {
                 self.ws();
                 match self.b.get(self.i)? {
-                    b't' => self.literal(b"true")?,
-                    _ => self.literal(b"false")?,
+                    b't' => {
+                        self.literal(b"true")?;
+                        B::bool(true)
+                    }
+                    _ => {
+                        self.literal(b"false")?;
+                        B::bool(false)
+                    }
                 }
             }
             _ => return None,
-        }
-        self.eat(b'}')
+        };
+        self.eat(b'}')?;
+        Some(value)
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -218,30 +260,44 @@ impl<'a> S<'a> {
         }
     }
 
-    fn set(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    fn set<T>(&mut self, mut element: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.eat(b'[')?;
+        let mut out = Vec::new();
         loop {
-            element(self)?; // a set is never empty
+            out.push(element(self)?); // a set is never empty
             self.ws();
             match self.b.get(self.i)? {
                 b',' => self.i += 1,
                 b']' => {
                     self.i += 1;
-                    return Some(());
+                    return Some(out);
                 }
                 _ => return None,
             }
         }
     }
 
-    fn number(&mut self) -> Option<()> {
-        let n = self.plain()?;
-        // Valid UTF-8 (precondition) and no escapes: the content is the number's text.
-        check_number(std::str::from_utf8(n).ok()?).ok()
+    fn number<B: Build<'a>>(&mut self) -> Option<B::Str> {
+        let (s, e, escaped) = self.string()?;
+        if escaped {
+            return None;
+        }
+        let n = self.t.get(s..e)?;
+        check_number(n).ok()?;
+        Some(B::string(Cow::Borrowed(if B::KEEPS { n } else { "" })))
     }
 
-    fn base64(&mut self) -> Option<()> {
-        canonical_base64(self.plain()?).then_some(())
+    fn base64<B: Build<'a>>(&mut self) -> Option<B::Bin> {
+        let text = self.plain()?;
+        if !canonical_base64(text) {
+            return None;
+        }
+        if !B::KEEPS {
+            return Some(B::binary(&[]));
+        }
+        let mut bytes = Vec::with_capacity(text.len() / 4 * 3);
+        BASE64.decode_vec(text, &mut bytes).ok()?;
+        Some(B::binary_owned(bytes))
     }
 }
 
@@ -288,10 +344,20 @@ fn hex4(hex: &[u8]) -> Option<u32> {
 
 /// The offset just past the item starting at `start` (after white space), if the fast path
 /// is sure it is valid.
-pub(crate) fn scan_item(b: &[u8], start: usize) -> Option<usize> {
-    let mut s = S { b, i: start };
-    s.item()?;
-    Some(s.i)
+pub(crate) fn scan_item(text: &str, start: usize) -> Option<usize> {
+    build_item::<Checked>(text, start).map(|(end, ())| end)
+}
+
+/// The item starting at `start` (after white space) read into `B`, and the offset just past
+/// it, if the fast path is sure it is valid: one pass both checks and builds.
+pub(crate) fn build_item<'a, B: Build<'a>>(text: &'a str, start: usize) -> Option<(usize, B::Map)> {
+    let mut s = S {
+        t: text,
+        b: text.as_bytes(),
+        i: start,
+    };
+    let map = s.item::<B>()?;
+    Some((s.i, map))
 }
 
 #[cfg(test)]
@@ -306,6 +372,36 @@ mod tests {
         match stream.next() {
             Some(Ok(_)) => Some(stream.byte_offset()),
             _ => None,
+        }
+    }
+
+    /// The item as serde's visitors alone read it.
+    fn serde_value(text: &str) -> crate::Item {
+        use serde::de::DeserializeSeed as _;
+        let mut de = serde_json::Deserializer::from_str(text);
+        crate::parse::ItemSeed::<crate::Value>(std::marker::PhantomData)
+            .deserialize(&mut de)
+            .expect("serde accepted it")
+    }
+
+    /// Escapes in names and strings, binaries and every set: the one-pass builder reads what
+    /// serde reads.
+    #[test]
+    fn the_builder_reads_escapes_binaries_and_sets_as_serde_does() {
+        let text = r#"{"n\u00e9\"q": {"S": "a\nb\u00e9\ud83e\udd80"}, "b": {"B": "AAEC/w=="},
+            "bs": {"BS": ["AA==", "AQ=="]}, "ss": {"SS": ["x", "y\t"]}, "ns": {"NS": ["1", "-2.5e3"]},
+            "m": {"M": {"in": {"L": [{"NULL": true}, {"BOOL": false}, {"N": "7"}]}}}, "e": {"M": {}}}"#;
+        let (end, fast) = super::build_item::<crate::Value>(text, 0).expect("the fast path");
+        assert_eq!(end, text.len());
+        assert_eq!(fast, serde_value(text));
+        for shape in Shape::ALL {
+            for n in 0..20 {
+                let mut json = Vec::new();
+                crate::write_item(&sample::item(shape, n), &mut json);
+                let text = std::str::from_utf8(&json).expect("sample items are UTF-8");
+                let (_, item) = super::build_item::<crate::Value>(text, 0).expect("fast");
+                assert_eq!(item, sample::item(shape, n), "{shape:?} {n}");
+            }
         }
     }
 
@@ -335,10 +431,15 @@ mod tests {
             let Ok(text) = std::str::from_utf8(&json) else {
                 continue;
             };
-            let fast = super::scan_item(text.as_bytes(), 0);
+            let fast = super::scan_item(text, 0);
             let slow = slow(text);
             if let Some(end) = fast {
                 assert_eq!(slow, Some(end), "fast accepted, serde did not: {text}");
+                assert_eq!(
+                    super::build_item::<crate::Value>(text, 0).map(|(_, item)| item),
+                    Some(serde_value(text)),
+                    "the one-pass builder read another item than serde: {text}"
+                );
                 accepted += 1;
             } else if slow.is_none() {
                 agreed_rejects += 1;
@@ -350,7 +451,8 @@ mod tests {
             for n in 0..50 {
                 let mut json = Vec::new();
                 crate::write_item(&sample::item(shape, n), &mut json);
-                assert_eq!(super::scan_item(&json, 0), Some(json.len()));
+                let text = std::str::from_utf8(&json).expect("sample items are UTF-8");
+                assert_eq!(super::scan_item(text, 0), Some(json.len()));
             }
         }
     }
@@ -367,11 +469,7 @@ mod tests {
             r"\ud800\udc00",
         ] {
             let text = item(pair);
-            assert_eq!(
-                super::scan_item(text.as_bytes(), 0),
-                Some(text.len()),
-                "{pair}"
-            );
+            assert_eq!(super::scan_item(&text, 0), Some(text.len()), "{pair}");
             assert_eq!(slow(&text), Some(text.len()), "{pair}");
         }
         for lone in [
@@ -383,7 +481,7 @@ mod tests {
             r"\ud83e\udd8",
         ] {
             let text = item(lone);
-            assert_eq!(super::scan_item(text.as_bytes(), 0), None, "{lone}");
+            assert_eq!(super::scan_item(&text, 0), None, "{lone}");
         }
     }
 }

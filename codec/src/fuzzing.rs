@@ -119,10 +119,22 @@ fn check_batch(body: &[u8]) {
         }
         Err(e) => {
             check_error(body, &e);
+            let mut built = Vec::new();
+            let one = BatchDecoder::new(FUZZ_MAX_INFLATED)
+                .decode_into::<Value, _>(body, &mut built)
+                .map(|_| ())
+                .expect_err("one pass refuses what two passes refused");
+            assert_eq!(one.to_string(), e.to_string(), "the same error either way");
             return;
         }
     };
     assert!(json_bytes <= FUZZ_MAX_INFLATED, "the cap holds");
+    // One pass (validate and build together) reads the items two passes read.
+    let mut built = Vec::new();
+    BatchDecoder::new(FUZZ_MAX_INFLATED)
+        .decode_into::<Value, _>(body, &mut built)
+        .expect("one pass accepts what two passes accepted");
+    assert_eq!(built, items, "one pass reads the same items");
 
     // Plain JSON agrees: the batch is an array with one object per item.
     let mut json = Vec::new();

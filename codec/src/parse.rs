@@ -158,8 +158,16 @@ pub trait Build<'de>: Sized {
     /// The attributes of an item or of an `M` value.
     type Map: Default;
 
+    /// Whether the target keeps anything: [`Checked`] does not, so the fast scanner skips
+    /// unescaping strings and decoding base64 for it (it still checks both).
+    const KEEPS: bool = true;
+
     fn string(s: Cow<'de, str>) -> Self::Str;
     fn binary(b: &[u8]) -> Self::Bin;
+    /// A decoded binary the reader owns already: targets that can keep the buffer take it.
+    fn binary_owned(b: Vec<u8>) -> Self::Bin {
+        Self::binary(&b)
+    }
     fn insert(map: &mut Self::Map, key: Cow<'de, str>, value: Self);
     fn s(v: Self::Str) -> Self;
     fn n(v: Self::Str) -> Self;
@@ -181,6 +189,7 @@ impl<'de> Build<'de> for Checked {
     type Str = ();
     type Bin = ();
     type Map = ();
+    const KEEPS: bool = false;
     fn string(_: Cow<'de, str>) {}
     fn binary(_: &[u8]) {}
     fn insert(_: &mut (), _: Cow<'de, str>, _: Self) {}
@@ -225,6 +234,9 @@ impl<'de> Build<'de> for Value {
     }
     fn binary(b: &[u8]) -> Vec<u8> {
         b.to_vec()
+    }
+    fn binary_owned(b: Vec<u8>) -> Vec<u8> {
+        b
     }
     fn insert(map: &mut Self::Map, key: Cow<'de, str>, value: Self) {
         map.insert(key.into_owned(), value);

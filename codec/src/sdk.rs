@@ -30,6 +30,9 @@ impl<'de> Build<'de> for AttributeValue {
     fn binary(b: &[u8]) -> Blob {
         Blob::new(b)
     }
+    fn binary_owned(b: Vec<u8>) -> Blob {
+        Blob::new(b)
+    }
     fn insert(map: &mut Self::Map, key: Cow<'de, str>, value: Self) {
         map.insert(key.into_owned(), value);
     }
@@ -205,5 +208,52 @@ mod tests {
         }
         let back = RawItem::parse(&first).expect("valid").to_sdk();
         assert_eq!(from_sdk_item(&back), Some(item));
+    }
+
+    /// One pass (`decode_into`) reads the same SDK items as decode-then-`to_sdk`, on every
+    /// shape, and refuses a bad batch with the same error.
+    #[test]
+    fn a_one_pass_decode_reads_what_two_passes_read_and_refuses_the_same() {
+        use crate::{BatchDecoder, encode_items};
+        for shape in sample::Shape::ALL {
+            let items: Vec<Item> = (0..40).map(|n| sample::item(shape, n)).collect();
+            let body = encode_items(&items, 6);
+            let mut two = BatchDecoder::default();
+            let expected: Vec<SdkItem> = two
+                .decode(&body)
+                .expect("decodes")
+                .iter()
+                .map(|i| i.to_sdk())
+                .collect();
+            let mut one = BatchDecoder::default();
+            let mut built = vec![SdkItem::new()];
+            let decoded = one
+                .decode_into::<AttributeValue, _>(&body, &mut built)
+                .expect("decodes");
+            assert_eq!(decoded.len(), built.len());
+            assert_eq!(built, expected, "{shape:?}");
+        }
+        let bad = encode_items(&[sample::item(sample::Shape::Small, 1)], 6);
+        let mut json = Vec::new();
+        crate::inflate_capped(&bad, 1 << 20, &mut json).expect("inflates");
+        let json = String::from_utf8(json)
+            .expect("UTF-8")
+            .replacen("{\"S\"", "{\"Q\"", 1);
+        let body = {
+            use std::io::Write as _;
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            z.write_all(json.as_bytes()).expect("deflates");
+            z.finish().expect("deflates")
+        };
+        let two = BatchDecoder::default()
+            .decode(&body)
+            .map(|_| ())
+            .expect_err("bad type");
+        let mut built = Vec::new();
+        let one = BatchDecoder::default()
+            .decode_into::<AttributeValue, _>(&body, &mut built)
+            .map(|_| ())
+            .expect_err("bad type");
+        assert_eq!(one.to_string(), two.to_string());
     }
 }
