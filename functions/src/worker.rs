@@ -85,7 +85,7 @@ impl Table for Discard {
         ))
     }
 
-    async fn batch_write(&self, _: &[SdkItem]) -> Result<WriteResult, StoreError> {
+    async fn batch_write(&self, _: Vec<SdkItem>) -> Result<WriteResult, StoreError> {
         Ok(WriteResult::default())
     }
 

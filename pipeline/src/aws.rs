@@ -133,12 +133,12 @@ impl Table for DynamoTable {
         raw_scan_page(body)
     }
 
-    async fn batch_write(&self, items: &[SdkItem]) -> Result<WriteResult, StoreError> {
+    async fn batch_write(&self, items: Vec<SdkItem>) -> Result<WriteResult, StoreError> {
         let requests = items
-            .iter()
+            .into_iter()
             .map(|item| {
                 let put = PutRequest::builder()
-                    .set_item(Some(item.clone()))
+                    .set_item(Some(item))
                     .build()
                     .map_err(|e| {
                         StoreError::new(ErrorKind::Permanent, "BatchWriteItem", e.to_string())

@@ -293,10 +293,54 @@ fn value_bytes(value: &AttributeValue) -> usize {
     }
 }
 
-/// A chunk of a batch, ready to write: at most 25 items and 16 MB, and its items' charge.
+/// A chunk of a batch, ready to write: at most 25 items and 16 MB, their JSON, and their
+/// charge (both).
 struct Chunk {
     items: Vec<SdkItem>,
+    json: ChunkJson,
     charge: Charge,
+}
+
+/// The JSON of a chunk's items still to write. A BatchWriteItem takes its items by value (no
+/// copy of them is made to send), so when a call fails they are gone; the next attempt reads
+/// them again from here. Items a call left unprocessed come back as values and take the
+/// place of the chunk's JSON (written again: a throttled call's rare path).
+#[derive(Default)]
+struct ChunkJson {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl ChunkJson {
+    fn push(&mut self, item: &[u8]) {
+        self.bytes.extend_from_slice(item);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn of(items: &[SdkItem]) -> Result<Self, PipelineError> {
+        let mut json = ChunkJson::default();
+        for item in items {
+            solace_codec::sdk::write_sdk_item(item, &mut json.bytes)
+                .map_err(|e| PipelineError::Internal(e.to_string()))?;
+            json.ends.push(json.bytes.len());
+        }
+        Ok(json)
+    }
+
+    /// The items, read again (they were checked when their batch was decoded).
+    fn items(&self) -> Result<Vec<SdkItem>, PipelineError> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let item = RawItem::parse(&self.bytes[start..end])
+                    .map_err(|e| PipelineError::Internal(format!("a chunk's item: {e}")))?
+                    .to_sdk();
+                start = end;
+                Ok(item)
+            })
+            .collect()
+    }
 }
 
 struct Decoded {
@@ -510,8 +554,12 @@ pub async fn restore_segment_budgeted<T: Table, O: Objects, G: Gate>(
             let key = key_of(id);
             let (table, retrier, limiter) = (&*table, &retrier, &limiter);
             writes.push(async move {
-                let Chunk { items, charge } = chunk;
-                let result = write_chunk(table, &key, items, retrier, limiter).await;
+                let Chunk {
+                    items,
+                    json,
+                    charge,
+                } = chunk;
+                let result = write_chunk(table, &key, (items, json), retrier, limiter).await;
                 // The items are gone (written, or dropped with the error): so is their charge.
                 drop(charge);
                 (id, result)
@@ -683,6 +731,8 @@ struct Fetch {
 struct Decoders {
     batch: BatchDecoder,
     export: ExportDecoder,
+    /// The last batch's items, read in the decode's one pass, moved into its chunks.
+    items: Vec<SdkItem>,
     ratio: Option<f64>,
 }
 
@@ -691,6 +741,7 @@ impl Decoders {
         Decoders {
             batch: BatchDecoder::new(max_inflated),
             export: ExportDecoder::new(max_inflated),
+            items: Vec::new(),
             ratio: None,
         }
     }
@@ -854,7 +905,7 @@ fn decode_charged(
             let mut json = charger.charge(inflated);
             let batch = decoders
                 .batch
-                .decode(body)
+                .decode_into::<AttributeValue, _>(body, &mut decoders.items)
                 .map_err(|source| PipelineError::Decode {
                     key: key.to_owned(),
                     source,
@@ -871,10 +922,11 @@ fn decode_charged(
                     });
                 }
             }
-            let chunks = build_chunks(batch.iter(), &mut charger);
+            let chunks = build_chunks(batch.iter().zip(decoders.items.drain(..)), &mut charger);
             let decoded = (chunks, batch.len(), batch.json_bytes(), body.len());
             if decoded.2 > budget.bound() / KEEP_BUFFER_BELOW {
                 decoders.batch = BatchDecoder::new(max_inflated);
+                decoders.items = Vec::new();
             }
             Ok(decoded)
         }
@@ -895,7 +947,7 @@ fn decode_charged(
             let mut json = charger.charge(decoders.guess_inflated(body.len(), max_inflated));
             let file = decoders
                 .export
-                .decode(body)
+                .decode_into::<AttributeValue, _>(body, &mut decoders.items)
                 .map_err(|e| PipelineError::BadExport {
                     key: key.to_owned(),
                     reason: e.to_string(),
@@ -912,48 +964,46 @@ fn decode_charged(
                     entry.item_count
                 )));
             }
-            let chunks = build_chunks(file.iter(), &mut charger);
+            let chunks = build_chunks(file.iter().zip(decoders.items.drain(..)), &mut charger);
             let decoded = (chunks, file.len(), file.json_bytes(), body.len());
             if decoded.2 > budget.bound() / KEEP_BUFFER_BELOW {
                 decoders.export = ExportDecoder::new(max_inflated);
+                decoders.items = Vec::new();
             }
             Ok(decoded)
         }
     }
 }
 
-/// Builds each item's SDK value, charging it as it is built, into chunks of at most 25
-/// items and 16 MB of JSON ([`chunks`]), each with its items' charge.
+/// Moves each item (its SDK value, read in the decode's one pass, and a copy of its JSON)
+/// into chunks of at most 25 items and 16 MB of JSON ([`chunks`]), charging both as it goes;
+/// each chunk holds its items' charge.
 fn build_chunks<'a>(
-    items: impl ExactSizeIterator<Item = RawItem<'a>>,
+    items: impl Iterator<Item = (RawItem<'a>, SdkItem)>,
     charger: &mut Charger<'_>,
 ) -> Vec<Chunk> {
     let mut out = Vec::new();
-    let mut chunk: Option<(Chunk, usize)> = None;
-    for raw in items {
+    let mut chunk: Option<Chunk> = None;
+    for (raw, item) in items {
         let size = raw.as_bytes().len();
         let full = chunk
             .as_ref()
-            .is_some_and(|(c, bytes)| ends_chunk(c.items.len(), *bytes, size));
-        if full && let Some((c, _)) = chunk.take() {
+            .is_some_and(|c| ends_chunk(c.items.len(), c.json.bytes.len(), size));
+        if full && let Some(c) = chunk.take() {
             out.push(c);
         }
-        let item = raw.to_sdk();
-        let charge = charger.charge(sdk_item_bytes(&item) + size_of::<SdkItem>());
-        match &mut chunk {
-            Some((c, bytes)) => {
-                c.items.push(item);
-                c.charge.merge(charge);
-                *bytes += size;
-            }
-            None => {
-                let mut items = Vec::with_capacity(MAX_ITEMS_PER_WRITE);
-                items.push(item);
-                chunk = Some((Chunk { items, charge }, size));
-            }
-        }
+        let charge = charger
+            .charge(sdk_item_bytes(&item) + size_of::<SdkItem>() + size + size_of::<usize>());
+        let c = chunk.get_or_insert_with(|| Chunk {
+            items: Vec::with_capacity(MAX_ITEMS_PER_WRITE),
+            json: ChunkJson::default(),
+            charge: charger.charge(0),
+        });
+        c.items.push(item);
+        c.json.push(raw.as_bytes());
+        c.charge.merge(charge);
     }
-    out.extend(chunk.map(|(c, _)| c));
+    out.extend(chunk);
     out
 }
 
@@ -993,19 +1043,28 @@ pub fn chunks(items: Vec<(SdkItem, usize)>) -> Vec<Vec<SdkItem>> {
 /// Writes one chunk, retrying unprocessed items with backoff until all are written. Progress
 /// (fewer unprocessed items than sent) resets the attempt count: only a table that writes
 /// nothing at all for `max_attempts` rounds ends the chunk.
+///
+/// The items go into each call by value; a failed call's items are read again from the
+/// chunk's JSON ([`ChunkJson`]).
 async fn write_chunk<T: Table>(
     table: &T,
     key: &str,
-    mut pending: Vec<SdkItem>,
+    (items, mut json): (Vec<SdkItem>, ChunkJson),
     retrier: &Retrier,
     limiter: &CapacityLimiter,
 ) -> Result<(), PipelineError> {
     let mut attempt = 1;
+    let mut ready = Some(items);
     loop {
+        let pending = match ready.take() {
+            Some(items) => items,
+            None => json.items()?,
+        };
+        let sent = pending.len();
         // At least one write unit per item; settled with what the table reports.
-        let estimate = pending.len() as f64;
+        let estimate = sent as f64;
         limiter.reserve(estimate).await;
-        let written = retrier.timed(table.batch_write(&pending)).await;
+        let written = retrier.timed(table.batch_write(pending)).await;
         let consumed = written.as_ref().map_or(0.0, |r| r.consumed);
         limiter.settle(estimate, consumed).await;
         let error = match written {
@@ -1013,11 +1072,12 @@ async fn write_chunk<T: Table>(
                 if result.unprocessed.is_empty() {
                     return Ok(());
                 }
-                if result.unprocessed.len() < pending.len() {
+                if result.unprocessed.len() < sent {
                     attempt = 1;
                 }
                 let n = result.unprocessed.len();
-                pending = result.unprocessed;
+                json = ChunkJson::of(&result.unprocessed)?;
+                ready = Some(result.unprocessed);
                 StoreError::new(
                     ErrorKind::Throttled,
                     "BatchWriteItem",
@@ -1162,7 +1222,7 @@ mod budget_tests {
             self.table.scan(segment, total, start_key).await
         }
 
-        async fn batch_write(&self, items: &[SdkItem]) -> Result<WriteResult, StoreError> {
+        async fn batch_write(&self, items: Vec<SdkItem>) -> Result<WriteResult, StoreError> {
             let held: usize = items.iter().map(sdk_item_bytes).sum();
             if self.budget.in_flight() < held {
                 self.uncovered.store(true, Ordering::Relaxed);
@@ -1249,6 +1309,72 @@ mod budget_tests {
                 "an exact copy (entries: {entries})"
             );
         }
+    }
+
+    /// A table whose calls, in turn: fail after taking the items (a reply lost), write one
+    /// item and leave the rest unprocessed, fail again, and write all.
+    struct Stutter {
+        table: MemTable,
+        calls: AtomicUsize,
+    }
+
+    impl Table for Stutter {
+        async fn scan(
+            &self,
+            segment: u32,
+            total: u32,
+            start_key: Option<SdkItem>,
+        ) -> Result<crate::store::ScanPage, StoreError> {
+            self.table.scan(segment, total, start_key).await
+        }
+
+        async fn batch_write(&self, mut items: Vec<SdkItem>) -> Result<WriteResult, StoreError> {
+            let lost = || StoreError::new(ErrorKind::Transient, "BatchWriteItem", "reply lost");
+            match self.calls.fetch_add(1, Ordering::Relaxed) % 4 {
+                0 | 2 => Err(lost()),
+                1 => {
+                    let rest = items.split_off(1.min(items.len()));
+                    let mut result = self.table.batch_write(items).await?;
+                    result.unprocessed.extend(rest);
+                    Ok(result)
+                }
+                _ => self.table.batch_write(items).await,
+            }
+        }
+    }
+
+    /// Items go into each BatchWriteItem by value: after a failed call (its items gone with
+    /// it) they are read again from the chunk's JSON, after an unprocessed reply from what
+    /// came back, and the copy is exact either way.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn items_a_failed_write_took_are_read_again_and_the_copy_is_exact() {
+        let objects = Arc::new(MemObjects::new());
+        let source = huge_segment(&objects, 3, 5, true);
+        let table = Arc::new(Stutter {
+            table: MemTable::new("pk", Some("sk")),
+            calls: AtomicUsize::new(0),
+        });
+        let mut config = RestoreConfig::default();
+        config.retry.base = Duration::from_millis(1);
+        let outcome = restore_segment(
+            table.clone(),
+            objects,
+            &job(),
+            &config,
+            RestoreCheckpoint::default(),
+            Instant::now() + Duration::from_secs(600),
+            Arc::default(),
+        )
+        .await;
+        assert!(
+            matches!(outcome, Ok(Outcome::Completed(ref c)) if c.items == 15),
+            "{outcome:?}"
+        );
+        assert!(
+            table.calls.load(Ordering::Relaxed) >= 12,
+            "every chunk met every fault"
+        );
+        assert_eq!(by_key(table.table.items()), by_key(source));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

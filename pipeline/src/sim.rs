@@ -180,7 +180,7 @@ impl Table for MemTable {
         Ok(page)
     }
 
-    async fn batch_write(&self, items: &[SdkItem]) -> Result<WriteResult, StoreError> {
+    async fn batch_write(&self, items: Vec<SdkItem>) -> Result<WriteResult, StoreError> {
         if items.is_empty() || items.len() > 25 {
             return Err(StoreError::new(
                 ErrorKind::Permanent,
@@ -190,7 +190,7 @@ impl Table for MemTable {
         }
         tokio::time::sleep(self.write_latency).await;
         let mut consumed = 0.0;
-        for item in items {
+        for item in &items {
             if !item.contains_key(&self.hash_key) {
                 return Err(StoreError::new(
                     ErrorKind::Permanent,
@@ -200,7 +200,7 @@ impl Table for MemTable {
             }
         }
         for item in items {
-            self.insert(item.clone());
+            self.insert(item);
             consumed += 1.0;
         }
         Ok(WriteResult {

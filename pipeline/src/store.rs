@@ -168,10 +168,11 @@ pub trait Table: Send + Sync + 'static {
         start_key: Option<SdkItem>,
     ) -> impl Future<Output = Result<ScanPage, StoreError>> + Send;
 
-    /// Puts up to 25 items; what the table did not process comes back.
+    /// Puts up to 25 items, taken by value (a request owns what it sends: no copy is made);
+    /// what the table did not process comes back.
     fn batch_write(
         &self,
-        items: &[SdkItem],
+        items: Vec<SdkItem>,
     ) -> impl Future<Output = Result<WriteResult, StoreError>> + Send;
 
     /// Whether the table holds any item. The default scans it as one segment until it finds
@@ -367,7 +368,7 @@ impl<T: Table> Table for Arc<T> {
 
     fn batch_write(
         &self,
-        items: &[SdkItem],
+        items: Vec<SdkItem>,
     ) -> impl Future<Output = Result<WriteResult, StoreError>> + Send {
         (**self).batch_write(items)
     }

@@ -50,7 +50,7 @@ async fn fill(table: &DynamoTable, items: impl Iterator<Item = Item>) {
         let mut pending = chunk.to_vec();
         while !pending.is_empty() {
             pending = table
-                .batch_write(&pending)
+                .batch_write(pending)
                 .await
                 .expect("fill writes")
                 .unprocessed;

@@ -348,10 +348,11 @@ impl<T: Table> Table for Flaky<T> {
         self.inner.scan(segment, total, start).await
     }
 
-    async fn batch_write(&self, items: &[SdkItem]) -> Result<WriteResult, StoreError> {
+    async fn batch_write(&self, mut items: Vec<SdkItem>) -> Result<WriteResult, StoreError> {
         if let Some(Fault::Unprocessed) = self.inject("BatchWriteItem").await? {
-            let mut result = self.inner.batch_write(&items[..1]).await?;
-            result.unprocessed.extend_from_slice(&items[1..]);
+            let rest = items.split_off(1.min(items.len()));
+            let mut result = self.inner.batch_write(items).await?;
+            result.unprocessed.extend(rest);
             return Ok(result);
         }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;

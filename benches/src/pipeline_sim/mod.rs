@@ -250,7 +250,7 @@ impl Table for GenTable {
         })
     }
 
-    async fn batch_write(&self, items: &[SdkItem]) -> Result<WriteResult, StoreError> {
+    async fn batch_write(&self, items: Vec<SdkItem>) -> Result<WriteResult, StoreError> {
         if items.is_empty() || items.len() > 25 {
             return Err(StoreError::new(
                 ErrorKind::Permanent,
