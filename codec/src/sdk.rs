@@ -135,6 +135,46 @@ pub fn write_sdk_item(item: &SdkItem, out: &mut Vec<u8>) -> Result<(), SdkWriteE
     })
 }
 
+/// Appends the DynamoDB JSON of an SDK item to `out` and returns it as a checked item, for
+/// the encoder. DynamoDB's rules are checked on the SDK values as they are (numbers, sets
+/// not empty, an item not empty, `NULL` true), so the JSON is not parsed again; an item
+/// those checks are not sure of (nested deeper than DynamoDB's 32 levels, `NULL` false, a
+/// type this SDK does not know) is written and then parsed, which decides and names the
+/// error. On error `out` is left as it was.
+pub fn write_checked_sdk_item<'o>(
+    item: &SdkItem,
+    out: &'o mut Vec<u8>,
+) -> Result<RawItem<'o>, SdkWriteError> {
+    let start = out.len();
+    write_sdk_item(item, out)?;
+    if !item.is_empty() && item.values().all(|v| surely_valid(v, 0)) {
+        return Ok(RawItem::checked(&out[start..]));
+    }
+    match RawItem::parse(&out[start..]) {
+        Ok(_) => Ok(RawItem::checked(&out[start..])),
+        Err(e) => {
+            out.truncate(start);
+            Err(SdkWriteError(e.to_string()))
+        }
+    }
+}
+
+/// Whether DynamoDB surely accepts `v` at nesting `depth` (false: not sure).
+fn surely_valid(v: &AttributeValue, depth: u32) -> bool {
+    let number = |n: &String| crate::parse::check_number(n).is_ok();
+    match v {
+        AttributeValue::S(_) | AttributeValue::B(_) | AttributeValue::Bool(_) => true,
+        AttributeValue::N(n) => number(n),
+        AttributeValue::Ss(v) => !v.is_empty(),
+        AttributeValue::Bs(v) => !v.is_empty(),
+        AttributeValue::Ns(v) => !v.is_empty() && v.iter().all(number),
+        AttributeValue::Null(null) => *null,
+        AttributeValue::M(m) => depth < 31 && m.values().all(|v| surely_valid(v, depth + 1)),
+        AttributeValue::L(l) => depth < 31 && l.iter().all(|v| surely_valid(v, depth + 1)),
+        _ => false,
+    }
+}
+
 /// The typed value as an SDK value.
 pub fn to_sdk_value(v: &Value) -> AttributeValue {
     match v {
@@ -208,6 +248,68 @@ mod tests {
         }
         let back = RawItem::parse(&first).expect("valid").to_sdk();
         assert_eq!(from_sdk_item(&back), Some(item));
+    }
+
+    /// Items checked on their SDK values are accepted and refused exactly as writing and
+    /// parsing them would, with the same error, and the JSON is the same.
+    #[test]
+    fn an_sdk_item_checked_as_values_is_judged_as_its_json_would_be() {
+        let old = |item: &SdkItem| -> Result<Vec<u8>, String> {
+            let mut json = Vec::new();
+            write_sdk_item(item, &mut json).map_err(|e| e.to_string())?;
+            RawItem::parse(&json)
+                .map(|_| ())
+                .map_err(|e| SdkWriteError(e.to_string()).to_string())?;
+            Ok(json)
+        };
+        let new = |item: &SdkItem| -> Result<Vec<u8>, String> {
+            let mut json = b"kept".to_vec();
+            let raw = write_checked_sdk_item(item, &mut json).map_err(|e| e.to_string());
+            let raw = raw.map(|r| r.as_bytes().to_vec());
+            assert!(json.starts_with(b"kept"), "what was in the buffer stays");
+            if raw.is_err() {
+                assert_eq!(json, b"kept", "an error leaves the buffer as it was");
+            }
+            raw
+        };
+        let mut cases: Vec<SdkItem> = sample::Shape::ALL
+            .iter()
+            .flat_map(|&shape| (0..20).map(move |n| to_sdk_item(&sample::item(shape, n))))
+            .collect();
+        let with = |k: &str, v: AttributeValue| SdkItem::from([(k.to_owned(), v)]);
+        let nested = |depth: usize| {
+            let mut v = AttributeValue::S("x".into());
+            for _ in 0..depth {
+                v = AttributeValue::L(vec![v]);
+            }
+            v
+        };
+        cases.extend([
+            SdkItem::new(),
+            with("n", AttributeValue::N("1e".into())),
+            with("n", AttributeValue::N("12".into())),
+            with("ns", AttributeValue::Ns(vec!["1".into(), "x".into()])),
+            with("ss", AttributeValue::Ss(Vec::new())),
+            with("bs", AttributeValue::Bs(Vec::new())),
+            with("null", AttributeValue::Null(false)),
+            with("m", AttributeValue::M(SdkItem::new())),
+            with("deep", nested(31)),
+            with("deep", nested(32)),
+            with("deep", nested(40)),
+            with("deep", nested(70)),
+            with(
+                "bad",
+                AttributeValue::M(with("in", AttributeValue::N("-".into()))),
+            ),
+        ]);
+        for item in &cases {
+            assert_eq!(
+                new(item),
+                old(item),
+                "{:?}",
+                item.keys().collect::<Vec<_>>()
+            );
+        }
     }
 
     /// One pass (`decode_into`) reads the same SDK items as decode-then-`to_sdk`, on every

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use solace_codec::layout::{BatchEntry, SegmentMarker};
 use solace_codec::sdk::{self, SdkItem};
-use solace_codec::{BatchDecoder, BatchEncoder, BatchId, EncodedBatch, EncoderConfig, RawItem};
+use solace_codec::{BatchDecoder, BatchEncoder, BatchId, EncodedBatch, EncoderConfig};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -707,9 +707,9 @@ fn push_page(
     }
     for item in items {
         json.clear();
-        sdk::write_sdk_item(item, &mut json).map_err(|e| PipelineError::Encode(e.to_string()))?;
-        // Our own writer's output; parsing it here keeps the batch provably valid.
-        let raw = RawItem::parse(&json).map_err(|e| PipelineError::Encode(e.to_string()))?;
+        // Checked on its SDK values as it is written: the JSON is not parsed again.
+        let raw = sdk::write_checked_sdk_item(item, &mut json)
+            .map_err(|e| PipelineError::Encode(e.to_string()))?;
         encoder.push(raw);
     }
     Ok(())
