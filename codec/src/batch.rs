@@ -128,7 +128,7 @@ impl<'a> RawItem<'a> {
     }
 
     /// [`RawItem::build`] by serde's visitors alone.
-    fn build_serde<B: Build<'a>>(&self) -> B::Map {
+    pub(crate) fn build_serde<B: Build<'a>>(&self) -> B::Map {
         let mut de = serde_json::Deserializer::from_slice(self.0);
         match ItemSeed::<B>(PhantomData).deserialize(&mut de) {
             Ok(map) => map,

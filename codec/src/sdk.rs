@@ -73,6 +73,12 @@ impl RawItem<'_> {
     pub fn to_sdk(&self) -> SdkItem {
         self.build::<AttributeValue>()
     }
+
+    /// [`RawItem::to_sdk`] by serde's visitors alone, as the codec read items before its
+    /// scanner built them: the baseline the hot-path bench measures against.
+    pub fn to_sdk_by_serde(&self) -> SdkItem {
+        self.build_serde::<AttributeValue>()
+    }
 }
 
 /// Serializes an SDK value as DynamoDB JSON.
