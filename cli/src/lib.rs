@@ -8,6 +8,7 @@
 //!   it needs queue and table creation, polling and deleting, none of which a Lambda
 //!   function does, and it reaches the handlers only through
 //!   [`solace_functions::dispatch::dispatch`], the same door the Lambda runtime uses.
+//! - [`plan`]: `solace plan`, the model of docs/one-terabyte.md as a pure function.
 //! - [`demo`]: `solace demo`, the main job end to end, and the building blocks of the
 //!   system tests.
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod local;
 pub mod ls;
 pub mod ops;
+pub mod plan;
 pub mod report;
 pub mod url;
 

@@ -53,6 +53,9 @@ enum Command {
     /// Write a copy of a complete backup in the DynamoDB Export layout, for ImportTable.
     #[command(after_help = EXIT_CODES)]
     Convert(ops::ConvertArgs),
+    /// What a backup and a restore of a table take and cost, and the segment count to use.
+    #[command(after_help = EXIT_CODES)]
+    Plan(ops::PlanArgs),
     /// Show a task: state, segments, items, bytes, rate, and each failed segment's reason.
     #[command(after_help = EXIT_CODES)]
     Status {
@@ -242,6 +245,7 @@ fn operate(command: Command, deployment: DeploymentArgs, json: bool) -> ExitCode
                     Command::Restore(a) => ops.restore(a).await,
                     Command::Verify(a) => ops.verify(a).await,
                     Command::Convert(a) => ops.convert(a).await,
+                    Command::Plan(a) => ops.plan(a).await,
                     Command::Status { task_id, watch } => ops.status(&task_id, watch).await,
                     Command::Tasks {
                         running,

@@ -1,7 +1,7 @@
-//! The operator's commands (docs/cli.md): `backup`, `restore`, `verify`, `status`, `tasks`,
-//! `cancel`. A request is built here, checked by the request function's own validator
-//! ([`solace_functions::request::validate`]) and then either sent to the deployment's
-//! request queue or run in this process ([`crate::direct`]).
+//! The operator's commands (docs/cli.md): `backup`, `restore`, `verify`, `convert`, `plan`,
+//! `status`, `tasks`, `cancel`. A request is built here, checked by the request function's
+//! own validator ([`solace_functions::request::validate`]) and then either sent to the
+//! deployment's request queue or run in this process ([`crate::direct`]).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -34,21 +34,6 @@ pub fn interrupt_message() -> String {
         .unwrap_or_else(|p| p.into_inner())
         .clone()
         .unwrap_or_else(|| "interrupted".to_owned())
-}
-
-/// One segment per this many bytes of `TableSizeBytes` when `--segments` is not given.
-pub const BYTES_PER_SEGMENT: u64 = 1 << 30;
-
-/// The most segments the size rule picks: the default `SOLACE_MAX_SEGMENTS`, so a deployment
-/// with the default limit never refuses an automatic count.
-pub const MAX_AUTOMATIC_SEGMENTS: u32 = 1000;
-
-/// The segment count of a backup of a table of `size_bytes` (docs/cli.md#segments): one
-/// per GiB, at least 1, at most [`MAX_AUTOMATIC_SEGMENTS`].
-pub fn segments_for_size(size_bytes: u64) -> u32 {
-    u32::try_from(size_bytes.div_ceil(BYTES_PER_SEGMENT))
-        .unwrap_or(u32::MAX)
-        .clamp(1, MAX_AUTOMATIC_SEGMENTS)
 }
 
 /// The validator's segment ceiling here: the deployment's limit is its own state (its
@@ -84,7 +69,8 @@ pub struct BackupArgs {
     /// The bucket's region (default: the AWS SDK's region).
     #[arg(long, value_name = "R")]
     pub bucket_region: Option<String>,
-    /// Segments to scan in parallel (default: one per GiB of the table, at least 1).
+    /// Segments to scan in parallel (default: what `solace plan` recommends for a backup
+    /// within 15 minutes).
     #[arg(long, value_name = "N")]
     pub segments: Option<u32>,
     /// How the table is read: `scan` (any table, consumes read capacity) or `export` (a
@@ -180,6 +166,25 @@ pub struct ConvertArgs {
     pub run: RunArgs,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanArgs {
+    /// The table to plan for.
+    #[arg(long, value_name = "NAME")]
+    pub table: String,
+    /// The table's region (default: the AWS SDK's region).
+    #[arg(long, value_name = "R")]
+    pub table_region: Option<String>,
+    /// The longest the backup may take: the plan is the fewest segments that make it.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::plan::parse_within)]
+    pub within: Duration,
+    /// Plan for this many bytes instead of the table's `TableSizeBytes`.
+    #[arg(long, value_name = "BYTES")]
+    pub table_bytes: Option<u64>,
+    /// Plan for this many items instead of the table's `ItemCount`.
+    #[arg(long, value_name = "N")]
+    pub items: Option<u64>,
+}
+
 /// How a restore or verify gets its segment count from its source (docs/cli.md#segments).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SourceSegments {
@@ -267,17 +272,24 @@ impl Ops {
 
     /// `ItemCount` and `TableSizeBytes`; exit 3 when there is no such table.
     async fn describe(&self, region: &str, name: &str) -> CliResult<(u64, u64)> {
+        let t = self.describe_table(region, name).await?;
+        Ok((
+            t.item_count.unwrap_or(0).max(0) as u64,
+            t.table_size_bytes.unwrap_or(0).max(0) as u64,
+        ))
+    }
+
+    /// The table's description; exit 3 when there is no such table.
+    async fn describe_table(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> CliResult<aws_sdk_dynamodb::types::TableDescription> {
         let client = solace_pipeline::aws::dynamodb_client(&self.deploy.sdk, region);
         match client.describe_table().table_name(name).send().await {
-            Ok(out) => {
-                let t = out.table.unwrap_or_else(|| {
-                    aws_sdk_dynamodb::types::TableDescription::builder().build()
-                });
-                Ok((
-                    t.item_count.unwrap_or(0).max(0) as u64,
-                    t.table_size_bytes.unwrap_or(0).max(0) as u64,
-                ))
-            }
+            Ok(out) => Ok(out
+                .table
+                .unwrap_or_else(|| aws_sdk_dynamodb::types::TableDescription::builder().build())),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_resource_not_found_exception()) =>
@@ -291,6 +303,32 @@ impl Ops {
                 &e,
             )),
         }
+    }
+
+    /// `solace plan` (docs/cli.md#plan): the model of docs/one-terabyte.md for a table.
+    pub async fn plan(&self, a: PlanArgs) -> CliResult<Exit> {
+        let table_region = region(&a.table_region, &self.deploy, "table-region")?;
+        solace_functions::request::check_table_name(&a.table)
+            .map_err(|e| CliError::refused(e.to_string()))?;
+        let t = self.describe_table(&table_region, &a.table).await?;
+        let indexes = t.global_secondary_indexes().len() + t.local_secondary_indexes().len();
+        let inputs = crate::plan::Inputs {
+            table_bytes: a
+                .table_bytes
+                .unwrap_or_else(|| t.table_size_bytes.unwrap_or(0).max(0) as u64),
+            items: a
+                .items
+                .unwrap_or_else(|| t.item_count.unwrap_or(0).max(0) as u64),
+            indexes: u32::try_from(indexes).unwrap_or(u32::MAX),
+            settings: crate::plan::Settings::DEFAULT,
+        };
+        let plan = inputs.plan(a.within);
+        if self.json {
+            out(&plan.to_json(&a.table, &table_region).to_string());
+        } else {
+            out_text(&plan.to_text(&a.table));
+        }
+        Ok(Exit::Success)
     }
 
     /// Exit 3 when the bucket does not exist or cannot be reached.
@@ -331,7 +369,7 @@ impl Ops {
         let (items, size) = self.describe(&table_region, &a.table).await?;
         self.head_bucket(&bucket_region, &a.to.bucket).await?;
         if a.segments.is_none() && !by_export {
-            body["total-segments"] = segments_for_size(size).into();
+            body["total-segments"] = crate::plan::automatic_segments(size, items).into();
         }
         let (body, request) = checked(body)?;
         let expected = Expected {
