@@ -269,7 +269,9 @@ impl Inputs {
     pub fn plan(&self, within: Duration) -> Plan {
         let fastest = self.fastest_segments();
         let limit = within.as_secs_f64();
-        let cap = self.settings.concurrency().min(self.partitions()).max(1);
+        // Not capped by the partitions: several scan segments share a partition's read units,
+        // and the backup's read ceiling already holds the partitions' limit.
+        let cap = self.settings.concurrency().max(1);
         let fits = (1..=cap).find(|&s| self.backup(s).wall_s <= limit);
         let segments = fits.unwrap_or(fastest);
         Plan {
@@ -866,9 +868,12 @@ mod tests {
         }
         assert_eq!(automatic_segments(0, 0), 1);
         assert_eq!(automatic_segments(TB, ITEMS), 41);
-        // One partition by the estimate up to 10 GiB, so one segment; then 2 (docs/cli.md#segments).
-        assert_eq!(automatic_segments(10 << 30, 1_000_000), 1);
+        // One segment scans 10 GiB in 22 minutes; two share its one partition's read units
+        // and take 11 (docs/cli.md#segments): the partitions do not cap a backup's count.
+        assert_eq!(automatic_segments(5 << 30, 1_000_000), 1);
+        assert_eq!(automatic_segments(10 << 30, 1_000_000), 2);
         assert_eq!(automatic_segments(11_000_000_000, 1_000_000), 2);
+        assert_eq!(automatic_segments(30 << 30, 1_000_000), 5);
         // The largest inputs stay finite and within the concurrency.
         let p = Inputs::new(u64::MAX, 1).plan(Duration::ZERO);
         assert!(p.segments >= 1 && p.segments <= 200);
