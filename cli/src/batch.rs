@@ -55,7 +55,12 @@ pub fn encode(
     Ok(batch.items)
 }
 
-/// Reads one batch and writes its items, one compact JSON object per line.
+/// Output is handed to the writer in blocks of about this many bytes.
+const OUTPUT_BLOCK: usize = 1 << 20;
+
+/// Reads one batch and writes its items, one compact JSON object per line. Each item is its
+/// checked byte range in the inflated batch, written as it is stored with any white space
+/// between tokens removed ([`RawItem::compact_into`]): no typed item in between.
 pub fn decode(
     mut input: impl Read,
     mut output: impl Write,
@@ -65,13 +70,16 @@ pub fn decode(
     input.read_to_end(&mut body)?;
     let mut decoder = BatchDecoder::new(max_inflated);
     let batch = decoder.decode(&body)?;
-    let mut line = Vec::new();
+    let mut block = Vec::with_capacity(OUTPUT_BLOCK + (64 << 10));
     for item in batch.iter() {
-        line.clear();
-        solace_codec::write_item(&item.to_item(), &mut line);
-        line.push(b'\n');
-        output.write_all(&line)?;
+        item.compact_into(&mut block);
+        block.push(b'\n');
+        if block.len() >= OUTPUT_BLOCK {
+            output.write_all(&block)?;
+            block.clear();
+        }
     }
+    output.write_all(&block)?;
     output.flush()?;
     Ok(batch.len())
 }

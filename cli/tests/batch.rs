@@ -120,3 +120,23 @@ fn an_empty_input_encodes_an_empty_batch() {
     assert!(decoded.status.success());
     assert!(decoded.stdout.is_empty());
 }
+
+/// A batch another tool wrote with white space (even newlines) inside its items still decodes
+/// to one compact item per line, attributes in the order stored.
+#[test]
+fn a_batch_with_white_space_in_its_items_decodes_to_one_compact_item_per_line() {
+    let json = b"[\n  {\n    \"b\": {\"S\": \"x y\\n\"},\n    \"a\" : { \"N\" : \"1\" }\n  },\n  {\"c\":\t{\"L\": [ {\"BOOL\": true} ]}}\n]\n";
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(json).expect("write");
+    let body = e.finish().expect("finish");
+    let decoded = solace(&["batch", "decode"], &body);
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&decoded.stdout),
+        "{\"b\":{\"S\":\"x y\\n\"},\"a\":{\"N\":\"1\"}}\n{\"c\":{\"L\":[{\"BOOL\":true}]}}\n"
+    );
+}
