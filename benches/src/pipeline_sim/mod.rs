@@ -331,7 +331,9 @@ impl GenObjects {
 
     fn body(&self, key: &str) -> Option<Bytes> {
         if key == solace_codec::segment_marker_key(&self.prefix, self.segment) {
-            return Some(self.marker.clone());
+            // A backup's store (no bodies) has no marker until the backup writes one; the
+            // backup reads the key before writing it, and a restore's marker would conflict.
+            return (!self.bodies.is_empty()).then(|| self.marker.clone());
         }
         let (segment, BatchId(n)) = solace_codec::parse_batch_key(&self.prefix, key).ok()?;
         if segment != self.segment || n >= self.n_batches || self.bodies.is_empty() {
