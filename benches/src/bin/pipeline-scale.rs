@@ -7,12 +7,12 @@
 //! partition count) to `benches/scale.svg` (or `--svg PATH`).
 //!
 //! Options: `--segments 1,10,30,100,300,1000` `--partitions 1,10,100,1000`
-//! `--modes backup,restore` `--table-tb 10` `--warmup-s 10` `--window-s 120` `--scan-ms 80`
+//! `--modes backup,restore,restore-limited` (`-limited`: each segment's pipeline capacity
+//! limit, `read_capacity_per_second` / `write_capacity_per_second`, set to its share of a
+//! partition; `backup-limited` also exists) `--table-tb 10` `--warmup-s 10` `--window-s 120` `--scan-ms 80`
 //! `--put-ms 50` `--get-ms 50` `--write-ms 14` `--throttle-ms 10` `--encode-mb-s 30`
 //! `--decode-mb-s 80` `--item-bytes N` (default: the mean of `sample::mixed`, as
-//! pipeline-bench's pages) `--lambda-concurrency 1000` `--capacity-limit off|on` (each
-//! segment's pipeline capacity limit set to its share of a partition) `--svg PATH`
-//! `--no-svg`.
+//! pipeline-bench's pages) `--lambda-concurrency 1000` `--svg PATH` `--no-svg`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,11 +23,43 @@ use solace_benches::scale_sim::{self, Mode, Model, Report};
 
 const MB: f64 = 1e6;
 
+/// One set of runs: a mode, with or without each segment's pipeline capacity limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Set {
+    mode: Mode,
+    limited: bool,
+}
+
+impl Set {
+    fn parse(name: &str) -> Result<Self, String> {
+        let (mode, limited) = match name {
+            "backup" => (Mode::Backup, false),
+            "restore" => (Mode::Restore, false),
+            "backup-limited" => (Mode::Backup, true),
+            "restore-limited" => (Mode::Restore, true),
+            _ => return Err(format!("unknown mode {name}")),
+        };
+        Ok(Set { mode, limited })
+    }
+
+    fn name(self) -> String {
+        match (self.mode, self.limited) {
+            (mode, false) => mode.name().to_owned(),
+            (Mode::Backup, true) => "backup, read limit".to_owned(),
+            (Mode::Restore, true) => "restore, write limit".to_owned(),
+        }
+    }
+
+    fn holds(self, r: &Report) -> bool {
+        r.mode == self.mode && r.model.capacity_limit == self.limited
+    }
+}
+
 #[derive(Debug)]
 struct Args {
     segments: Vec<u32>,
     partitions: Vec<u32>,
-    modes: Vec<Mode>,
+    modes: Vec<Set>,
     model: Model,
     item_given: bool,
     svg: Option<PathBuf>,
@@ -37,7 +69,10 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         segments: vec![1, 10, 30, 100, 300, 1000],
         partitions: vec![1, 10, 100, 1000],
-        modes: vec![Mode::Backup, Mode::Restore],
+        modes: ["backup", "restore", "restore-limited"]
+            .into_iter()
+            .map(Set::parse)
+            .collect::<Result<_, _>>()?,
         model: Model::default(),
         item_given: false,
         svg: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scale.svg")),
@@ -66,14 +101,7 @@ fn parse_args() -> Result<Args, String> {
             "--segments" => args.segments = counts(&value)?,
             "--partitions" => args.partitions = counts(&value)?,
             "--modes" => {
-                args.modes = value
-                    .split(',')
-                    .map(|v| match v {
-                        "backup" => Ok(Mode::Backup),
-                        "restore" => Ok(Mode::Restore),
-                        _ => Err(format!("unknown mode {v}")),
-                    })
-                    .collect::<Result<_, _>>()?;
+                args.modes = value.split(',').map(Set::parse).collect::<Result<_, _>>()?;
             }
             "--table-tb" => m.table_bytes = (num(&value)? * 1e12) as u64,
             "--warmup-s" => m.warmup = secs(&value)?,
@@ -92,13 +120,6 @@ fn parse_args() -> Result<Args, String> {
             "--lambda-concurrency" => {
                 m.lambda_concurrency = value.parse().map_err(|e| format!("{flag} {value}: {e}"))?;
             }
-            "--capacity-limit" => {
-                m.capacity_limit = match value.as_str() {
-                    "on" => true,
-                    "off" => false,
-                    _ => return Err(format!("{flag} {value}: on or off")),
-                };
-            }
             "--svg" => args.svg = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown option {flag}")),
         }
@@ -109,10 +130,9 @@ fn parse_args() -> Result<Args, String> {
 fn usage() -> ! {
     eprintln!(
         "usage: pipeline-scale [--segments 1,10,30,100,300,1000] [--partitions 1,10,100,1000] \
-         [--modes backup,restore] [--table-tb 10] [--warmup-s 10] [--window-s 120] [--scan-ms 80] \
+         [--modes backup,restore,restore-limited,backup-limited] [--table-tb 10] [--warmup-s 10] [--window-s 120] [--scan-ms 80] \
          [--put-ms 50] [--get-ms 50] [--write-ms 14] [--throttle-ms 10] [--encode-mb-s 30] \
-         [--decode-mb-s 80] [--item-bytes N] [--lambda-concurrency 1000] [--capacity-limit off|on] \
-         [--svg PATH | --no-svg]"
+         [--decode-mb-s 80] [--item-bytes N] [--lambda-concurrency 1000] [--svg PATH | --no-svg]"
     );
     std::process::exit(2)
 }
@@ -142,18 +162,19 @@ fn terabyte_time(rate: f64) -> String {
     }
 }
 
-fn print_mode(mode: Mode, reports: &[Report]) {
+fn print_mode(set: Set, reports: &[Report]) {
+    let mode = set.mode;
     let Some(first) = reports.first() else { return };
     let m = first.model;
     let (_, stage) = m.segment_rate(mode);
     let limit = if m.capacity_limit {
-        "each segment limited to its share of a partition"
+        "each segment's pipeline limited to its share of a partition"
     } else {
-        "no capacity limit"
+        "no capacity limit, as the functions run by default"
     };
     println!(
         "### {} ({} TB table; one segment alone: {} MB/s, {stage}; one partition: {} MB/s; {limit})",
-        mode.name(),
+        set.name(),
         m.table_bytes as f64 / 1e12,
         mbs(m.segment_rate(mode).0),
         mbs(m.partition_rate(mode)),
@@ -187,10 +208,10 @@ fn print_mode(mode: Mode, reports: &[Report]) {
 }
 
 /// Segments x partitions -> MB/s, one matrix per mode.
-fn print_matrix(modes: &[Mode], segments: &[u32], partitions: &[u32], reports: &[Report]) {
-    for &mode in modes {
+fn print_matrix(modes: &[Set], segments: &[u32], partitions: &[u32], reports: &[Report]) {
+    for &set in modes {
         let head: Vec<String> = partitions.iter().map(|p| format!("P = {p}")).collect();
-        println!("{} MB/s | {} |", mode.name(), head.join(" | "));
+        println!("| {} MB/s | {} |", set.name(), head.join(" | "));
         println!("|---|{}", "---|".repeat(partitions.len()));
         for &n in segments {
             let row: Vec<String> = partitions
@@ -198,9 +219,7 @@ fn print_matrix(modes: &[Mode], segments: &[u32], partitions: &[u32], reports: &
                 .map(|&p| {
                     reports
                         .iter()
-                        .find(|r| {
-                            r.mode == mode && r.model.segments == n && r.model.partitions == p
-                        })
+                        .find(|r| set.holds(r) && r.model.segments == n && r.model.partitions == p)
                         .map_or_else(|| "-".to_owned(), |r| mbs(r.bytes_per_s))
                 })
                 .collect();
@@ -212,7 +231,7 @@ fn print_matrix(modes: &[Mode], segments: &[u32], partitions: &[u32], reports: &
 
 fn chart(
     path: &PathBuf,
-    modes: &[Mode],
+    modes: &[Set],
     segments: &[u32],
     partitions: &[u32],
     reports: &[Report],
@@ -230,14 +249,14 @@ fn chart(
         RGBColor(140, 86, 75),
     ];
     let x_max = f64::from(segments.iter().copied().max().unwrap_or(1)).max(2.0);
-    for (panel, &mode) in panels.iter().zip(modes) {
-        let ours: Vec<&Report> = reports.iter().filter(|r| r.mode == mode).collect();
+    for (panel, &set) in panels.iter().zip(modes) {
+        let ours: Vec<&Report> = reports.iter().filter(|r| set.holds(r)).collect();
         let ys = ours.iter().map(|r| r.bytes_per_s / MB).filter(|v| *v > 0.0);
         let y_min = ys.clone().fold(f64::INFINITY, f64::min).min(1.0) / 2.0;
         let y_max = ys.fold(0.0, f64::max).max(1.0) * 2.0;
         let mut c = ChartBuilder::on(panel)
             .caption(
-                format!("{}: total MB/s (simulated; dashed: bound)", mode.name()),
+                format!("{}: total MB/s (dashed: bound)", set.name()),
                 ("sans-serif", 20),
             )
             .margin(12)
@@ -313,22 +332,24 @@ fn main() {
         args.model.items_per_batch()
     );
     let mut reports = Vec::new();
-    for &mode in &args.modes {
+    for &set in &args.modes {
+        let mode = set.mode;
         for &p in &args.partitions {
             for &n in &args.segments {
                 let model = Model {
                     segments: n,
                     partitions: p,
+                    capacity_limit: set.limited,
                     ..args.model
                 };
                 let start = Instant::now();
                 let report = scale_sim::run(model, mode).unwrap_or_else(|e| {
-                    eprintln!("{} N={n} P={p}: {e}", mode.name());
+                    eprintln!("{} N={n} P={p}: {e}", set.name());
                     std::process::exit(1)
                 });
                 eprintln!(
                     "{} N={n} P={p}: {} MB/s (bound {} MB/s, {}), {:.1}% throttled, {} runs failed; {:.1} s",
-                    mode.name(),
+                    set.name(),
                     mbs(report.bytes_per_s),
                     mbs(report.bound),
                     report.limit,
@@ -340,9 +361,9 @@ fn main() {
             }
         }
     }
-    for &mode in &args.modes {
-        let ours: Vec<Report> = reports.iter().filter(|r| r.mode == mode).cloned().collect();
-        print_mode(mode, &ours);
+    for &set in &args.modes {
+        let ours: Vec<Report> = reports.iter().filter(|r| set.holds(r)).cloned().collect();
+        print_mode(set, &ours);
     }
     print_matrix(&args.modes, &args.segments, &args.partitions, &reports);
     println!(
