@@ -12,6 +12,7 @@
 //! - parsers compared on the inflated JSON: [`serde_ignored`], [`simd_tape`].
 
 pub mod pipeline_sim;
+pub mod scale_sim;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use solace_codec::sample::{self, Shape};
