@@ -22,9 +22,10 @@ use solace_benches::{
 use solace_codec::sample::Shape;
 use solace_codec::{BatchDecoder, BatchEncoder};
 
-/// Encode ≤ 1.15× zlib-rs alone; decode ≤ 1.6× zlib-rs alone; both faster than naive.
-const ENCODE_TARGET: f64 = 1.15;
-const DECODE_TARGET: f64 = 1.6;
+/// Encode ≤ 1.1× zlib-rs alone; decode ≤ 1.5× zlib-rs alone; both faster than naive
+/// (benches/README.md, "Targets"; they were 1.15 and 1.6 before the hot-path work).
+const ENCODE_TARGET: f64 = 1.1;
+const DECODE_TARGET: f64 = 1.5;
 
 /// Levels of the level sweep (6 must be among them: the others are timed against it).
 const LEVEL_SWEEP: [u32; 5] = [1, 2, 3, 6, 9];

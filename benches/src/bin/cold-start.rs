@@ -90,7 +90,10 @@ impl RuntimeApi {
                     "lambda-runtime-invoked-function-arn",
                     "arn:aws:lambda:us-east-1:000000000000:function:solace-cold-start",
                 )
-                .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+                .header(
+                    "lambda-runtime-trace-id",
+                    "Root=1-00000000-000000000000000000000000",
+                )
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from_static(EVENT.as_bytes())))
                 .unwrap_or_default();
@@ -116,7 +119,8 @@ impl RuntimeApi {
 }
 
 /// Starts the stand-in Runtime API on a port of 127.0.0.1 chosen now.
-async fn start_api() -> std::io::Result<(Arc<RuntimeApi>, SocketAddr, tokio::task::JoinHandle<()>)> {
+async fn start_api() -> std::io::Result<(Arc<RuntimeApi>, SocketAddr, tokio::task::JoinHandle<()>)>
+{
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let api = Arc::new(RuntimeApi {
@@ -155,7 +159,10 @@ async fn cold_start(label: &str, binary: &PathBuf) -> Result<Duration, String> {
         .env("AWS_LAMBDA_FUNCTION_NAME", &function)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{function}"),
+        )
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "cold-start")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "cold-start")
@@ -245,7 +252,10 @@ fn main() {
         }
         for _ in 0..runs {
             for (i, (label, path)) in binaries.iter().enumerate() {
-                times.entry(i).or_default().push(cold_start(label, path).await?);
+                times
+                    .entry(i)
+                    .or_default()
+                    .push(cold_start(label, path).await?);
             }
         }
         Ok::<_, String>(())
